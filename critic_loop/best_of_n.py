@@ -1,0 +1,86 @@
+"""Best-of-N with the model as its own judge: sample N candidates, knock them out, rank.
+
+`best_of_n` is what a chat completion with `self_critic` runs: one engine request with
+n=N for the candidates, then the knockout (`critic_loop.tournament`), and the candidates
+come back in rank order with a report of what it cost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from critic_loop.config import SelfCriticConfig
+from critic_loop.engine import (
+    Completion,
+    Engine,
+    EngineError,
+    GenerationRequest,
+    GenerationResult,
+    Message,
+    SamplingOptions,
+)
+from critic_loop.pairwise import PairJudge
+from critic_loop.report import SelfCriticReport, TokenUsage
+from critic_loop.tournament import Bracket, draw_seed, play_rounds
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BestOfNResult:
+    """The candidates in tournament rank order (winner first) and the run's report."""
+
+    ranked: tuple[Completion, ...]
+    """Each keeps its sampling `index`, text, finish reason, token count and logprobs."""
+    report: SelfCriticReport
+
+    @property
+    def winner(self) -> Completion:
+        return self.ranked[0]
+
+    @property
+    def usage(self) -> TokenUsage:
+        """Every token spent, candidates and judge: the response's `usage`."""
+        return self.report.usage
+
+
+async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Message],
+                    sampling: SamplingOptions, config: SelfCriticConfig,
+                    request_id: str) -> BestOfNResult:
+    """Sample `config.candidates` answers to `prompt` and rank them by a knockout.
+
+    `prompt` is the rendered chat prompt; `question` (the messages, images included) is
+    what the judge reads. Engine requests are named `{request_id}-cand` and
+    `{request_id}-r{round}-m{match}-j{k}` (`-x` for a tie-break judgment); cancelling the
+    awaiting task cancels them.
+    """
+    seed = draw_seed(config.seed)
+    bracket = Bracket.build(config.candidates, seed)
+    judge = PairJudge(engine, question, config, request_id=request_id, seed=seed)
+    request = GenerationRequest(f"{request_id}-cand", prompt, sampling, n=config.candidates)
+    if config.schedule == "pipelined":
+        from critic_loop.pipeline import play_pipelined
+
+        result, knockout = await play_pipelined(engine, request, bracket, judge)
+        completions = _check_candidates(result, config.candidates)
+    else:
+        [result] = await engine.generate([request])
+        completions = _check_candidates(result, config.candidates)
+        knockout = await play_rounds(bracket, judge, [c.text for c in completions])
+    report = SelfCriticReport(config, knockout,
+                              TokenUsage(result.prompt_tokens, result.completion_tokens),
+                              completions)
+    logger.debug("%s: winner %d of %d after %d judge calls", request_id, knockout.winner,
+                 config.candidates, knockout.judge_calls)
+    return BestOfNResult(tuple(completions[i] for i in knockout.ranking), report)
+
+
+def _check_candidates(result: GenerationResult, n: int) -> tuple[Completion, ...]:
+    completions = tuple(sorted(result.completions, key=lambda c: c.index))
+    if [c.index for c in completions] != list(range(n)):
+        raise EngineError(f"asked for {n} candidates, the engine returned indices "
+                          f"{[c.index for c in completions]}")
+    return completions
+

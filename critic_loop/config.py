@@ -1,0 +1,102 @@
+"""`SelfCriticConfig`: how many candidates, how they are judged, and how the bracket runs.
+
+One frozen dataclass for best-of-N and for ranking given responses, validated on
+construction so the server can turn a `ValueError` into a 400 with the allowed values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from critic_loop.judge_prompt import JudgeMode
+
+MAX_CANDIDATES = 128
+"""The paper's largest N (best-of-128)."""
+MAX_COMPARISONS = 64
+SCHEDULES = ("rounds", "pipelined")
+
+
+@dataclass(frozen=True)
+class SelfCriticConfig:
+    """Settings of one self-critic run. `judge` is normalised to a `JudgeMode`."""
+
+    candidates: int = field(default=4, metadata={
+        "help": f"N, the candidates sampled and judged (1 to {MAX_CANDIDATES})."})
+    judge: JudgeMode | str = field(default=JudgeMode.REASON, metadata={
+        "help": "'reason': think, then \\boxed{1|2} (the paper's); "
+                "'fast': one token restricted to '1'/'2', its probabilities are the verdict."})
+    comparisons: int = field(default=2, metadata={
+        "help": "K, judgments per match, alternating the order of the two responses; "
+                "even K cancels position bias."})
+    judge_max_tokens: int = field(default=512, metadata={
+        "help": "Token budget of one reason-mode judgment (fast mode decodes one token)."})
+    judge_temperature: float = field(default=0.0, metadata={
+        "help": "Reason-mode sampling temperature. 0 (greedy, as the paper evaluates its "
+                "critic) skips the tie-break judgment when it would repeat a prompt."})
+    return_trace: bool = field(default=False, metadata={
+        "help": "Report the candidates and every match with its judgments."})
+    seed: int | None = field(default=None, metadata={
+        "help": "Seeds byes, coins and judge sampling; None draws a fresh seed per run."})
+    schedule: str = field(default="rounds", metadata={
+        "help": "'rounds': all judgments of a round in one engine call; 'pipelined': judge "
+                "a pair as soon as both its candidates are finished (same bracket)."})
+
+    def __post_init__(self) -> None:
+        _check_int("candidates", self.candidates, 1, MAX_CANDIDATES)
+        try:
+            object.__setattr__(self, "judge", JudgeMode(self.judge))
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in JudgeMode)
+            raise ValueError(f"judge must be one of {allowed}, got {self.judge!r}") from None
+        _check_int("comparisons", self.comparisons, 1, MAX_COMPARISONS)
+        _check_int("judge_max_tokens", self.judge_max_tokens, 1, None)
+        temperature = self.judge_temperature
+        if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                or not math.isfinite(temperature) or not 0 <= temperature <= 2):
+            raise ValueError(f"judge_temperature must be a number in [0, 2], got {temperature!r}")
+        if not isinstance(self.return_trace, bool):
+            raise ValueError(f"return_trace must be true or false, got {self.return_trace!r}")
+        if self.seed is not None:
+            _check_int("seed", self.seed, None, None)
+        if self.schedule not in SCHEDULES:
+            allowed = ", ".join(repr(s) for s in SCHEDULES)
+            raise ValueError(f"schedule must be one of {allowed}, got {self.schedule!r}")
+
+    @property
+    def mode(self) -> JudgeMode:
+        return JudgeMode(self.judge)
+
+    @property
+    def extra_judgment(self) -> bool:
+        """Whether a split reason-mode match takes one more judgment before the coin.
+
+        At temperature 0 that judgment would repeat one of the K prompts verbatim and so
+        add cost but no information; only K == 1 leaves an order still unasked."""
+        return self.mode is JudgeMode.REASON and (self.judge_temperature > 0
+                                                  or self.comparisons == 1)
+
+    @property
+    def max_judge_calls(self) -> int:
+        """Judge calls at most for `candidates` distinct candidates: (N−1)·K, plus one per
+        match when `extra_judgment` holds (every match could split)."""
+        return (self.candidates - 1) * (self.comparisons + int(self.extra_judgment))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidates": self.candidates, "judge": self.mode.value,
+                "comparisons": self.comparisons, "judge_max_tokens": self.judge_max_tokens,
+                "judge_temperature": self.judge_temperature, "return_trace": self.return_trace,
+                "seed": self.seed, "schedule": self.schedule}
+
+
+def _check_int(name: str, value: Any, low: int | None, high: int | None) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if ok and low is not None:
+        ok = value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bounds = ("an integer" if low is None else
+                  f"an integer >= {low}" if high is None else f"an integer from {low} to {high}")
+        raise ValueError(f"{name} must be {bounds}, got {value!r}")

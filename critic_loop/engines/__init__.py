@@ -1,0 +1,1 @@
+"""Engine implementations: the scripted test engine and vLLM's in-process `AsyncLLM`."""

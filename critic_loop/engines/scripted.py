@@ -1,0 +1,141 @@
+"""A scripted engine: answers from a Python function, counts calls, no model.
+
+Tests and demos use it to drive the self-critic logic and the server deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+
+from critic_loop.engine import (
+    Completion,
+    GenerationRequest,
+    GenerationResult,
+    Message,
+    PromptTooLongError,
+    StreamDelta,
+)
+
+Responder = Callable[[GenerationRequest, int], "str | Completion"]
+"""Answers sample `index` of a request with its text (or a whole `Completion`)."""
+
+
+def echo_responder(request: GenerationRequest, index: int) -> str:
+    """Default script: a fast judgment picks "1"; anything else says which sample it is."""
+    if request.sampling.choices:
+        return request.sampling.choices[0]
+    return f"sample {index} of {request.request_id}"
+
+
+class ScriptedEngine:
+    """An `Engine` whose outputs come from `responder`; one word is one token."""
+
+    def __init__(self, responder: Responder = echo_responder, *, model_name: str = "scripted",
+                 max_model_len: int = 2048, token_delay_s: float = 0.0,
+                 supports_images: bool = False) -> None:
+        self.model_name = model_name
+        self.max_model_len = max_model_len
+        self.supports_images = supports_images
+        self.responder = responder
+        self.token_delay_s = token_delay_s
+        self.generate_calls: list[list[GenerationRequest]] = []
+        self.running: set[str] = set()
+        self.aborted: list[str] = []
+        self.healthy = True
+
+    # -- Engine protocol -------------------------------------------------------------
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.generate_calls.append(list(requests))
+        return list(await asyncio.gather(*(self._run(r) for r in requests)))
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
+        self._check_fits(request)
+        self.running.add(request.request_id)
+        try:
+            completions = [self._complete(request, i) for i in range(request.n)]
+            prompt_tokens = self.count_tokens(request.prompt)
+            for c in completions:
+                words = _split_keep_space(c.text)
+                for k, word in enumerate(words):
+                    await asyncio.sleep(self.token_delay_s)
+                    last = k == len(words) - 1
+                    yield StreamDelta(index=c.index, text=word, completion_tokens=1,
+                                      finish_reason=c.finish_reason if last else None,
+                                      logprobs=c.logprobs[k:k + 1] if c.logprobs else None,
+                                      prompt_tokens=prompt_tokens)
+                if not words:
+                    yield StreamDelta(index=c.index, text="", completion_tokens=0,
+                                      finish_reason=c.finish_reason, prompt_tokens=prompt_tokens)
+        except asyncio.CancelledError:
+            self.aborted.append(request.request_id)
+            raise
+        finally:
+            self.running.discard(request.request_id)
+
+    def render_chat(self, messages: Sequence[Message]) -> str:
+        lines = []
+        for m in messages:
+            content = m.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(p.get("text", "<image>")) for p in content)
+            lines.append(f"<|{m.get('role')}|> {content}")
+        return "\n".join(lines) + "\n<|assistant|>"
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def is_healthy(self) -> bool:
+        return self.healthy
+
+    async def abort(self, request_ids: Sequence[str]) -> None:
+        self.aborted.extend(request_ids)
+
+    async def close(self) -> None:
+        self.healthy = False
+
+    # -- helpers ---------------------------------------------------------------------
+    async def _run(self, request: GenerationRequest) -> GenerationResult:
+        self._check_fits(request)
+        self.running.add(request.request_id)
+        try:
+            completions = tuple(self._complete(request, i) for i in range(request.n))
+            longest = max((c.completion_tokens for c in completions), default=0)
+            await asyncio.sleep(self.token_delay_s * longest)
+        except asyncio.CancelledError:
+            self.aborted.append(request.request_id)
+            raise
+        finally:
+            self.running.discard(request.request_id)
+        return GenerationResult(request.request_id, self.count_tokens(request.prompt), completions)
+
+    def _complete(self, request: GenerationRequest, index: int) -> Completion:
+        answer = self.responder(request, index)
+        if isinstance(answer, Completion):
+            return replace(answer, index=index)
+        options = request.sampling
+        if options.choices:
+            logprobs = {c: (0.0 if c == answer else -math.inf) for c in options.choices}
+            return Completion(index, answer, 1, "length", choice_logprobs=logprobs)
+        words = _split_keep_space(answer)
+        finish = "stop"
+        if len(words) > options.max_tokens:
+            words, finish = words[: options.max_tokens], "length"
+        return Completion(index, "".join(words), len(words), finish)
+
+    def _check_fits(self, request: GenerationRequest) -> None:
+        needed = self.count_tokens(request.prompt) + request.sampling.max_tokens
+        if needed > self.max_model_len:
+            raise PromptTooLongError(
+                f"prompt ({self.count_tokens(request.prompt)} tokens) plus max_tokens "
+                f"({request.sampling.max_tokens}) exceeds the context of {self.max_model_len}")
+
+
+def _split_keep_space(text: str) -> list[str]:
+    """Words with their leading space, so joining them gives the text back."""
+    pieces: list[str] = []
+    for i, word in enumerate(text.split(" ")):
+        pieces.append(word if i == 0 else " " + word)
+    return [p for p in pieces if p]

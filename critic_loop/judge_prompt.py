@@ -1,0 +1,125 @@
+"""The judge prompt: one text for serving and training.
+
+A question (plain text or a conversation, images kept) and two responses become one
+user message asking which response is better. Reason mode uses the LLaVA-Critic-R1
+suffix (think in `<think>`, answer in `\\boxed{}`); fast mode asks for a single digit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+from critic_loop.engine import Message
+
+
+class JudgeMode(str, Enum):
+    """How a judgment is made: reasoning then `\\boxed{}`, or one restricted token."""
+
+    REASON = "reason"
+    FAST = "fast"
+
+
+JUDGE_INSTRUCTION = (
+    "You are a strict and fair judge. Read the question and the two responses below, "
+    "then decide which response answers the question better: the one that is more "
+    "correct, more helpful and more relevant. Ignore length and style unless they "
+    "change the answer's quality."
+)
+
+REASON_SUFFIX = (
+    "You FIRST think about the reasoning process as an internal monologue and then provide "
+    "the final answer. The reasoning process MUST BE enclosed within <think> </think> tags. "
+    "The final answer MUST BE put in \\boxed{}."
+    " Answer \\boxed{1} if Response 1 is better, or \\boxed{2} if Response 2 is better."
+)
+"""The paper's suffix, verbatim, followed by what the box must hold."""
+
+FAST_SUFFIX = (
+    "Which response is better? Answer with a single digit: 1 if Response 1 is better, "
+    "2 if Response 2 is better."
+)
+
+VERDICT_CHOICES: tuple[str, str] = ("1", "2")
+"""The tokens a fast judgment chooses between, in response order."""
+
+
+def question_text(question: str | Sequence[Message]) -> str:
+    """The question as the judge reads it: a single user turn as-is, else a transcript.
+
+    >>> question_text("What is 2+2?")
+    'What is 2+2?'
+    >>> question_text([{"role": "user", "content": "Hi"}])
+    'Hi'
+    >>> question_text([{"role": "system", "content": "Be brief."},
+    ...                {"role": "user", "content": "Hi"}])
+    'System: Be brief.\\nUser: Hi'
+    """
+    if isinstance(question, str):
+        return question
+    turns = [(str(m.get("role", "user")), _text_of(m.get("content"))) for m in question]
+    if len(turns) == 1 and turns[0][0] == "user":
+        return turns[0][1]
+    return "\n".join(f"{role.capitalize()}: {text}" for role, text in turns)
+
+
+def question_images(question: str | Sequence[Message]) -> list[dict[str, Any]]:
+    """The image parts of a conversation, in order, so the judge sees what the policy saw."""
+    if isinstance(question, str):
+        return []
+    images: list[dict[str, Any]] = []
+    for message in question:
+        content = message.get("content")
+        if isinstance(content, list):
+            images.extend(dict(p) for p in content if _is_image_part(p))
+    return images
+
+
+def judge_text(question: str | Sequence[Message], response_1: str, response_2: str,
+               mode: JudgeMode | str) -> str:
+    """The judge's user-turn text for one ordering of two responses."""
+    suffix = REASON_SUFFIX if JudgeMode(mode) is JudgeMode.REASON else FAST_SUFFIX
+    return (
+        f"{JUDGE_INSTRUCTION}\n\n"
+        f"[Question]\n{question_text(question)}\n\n"
+        f"[Response 1]\n{response_1}\n\n"
+        f"[Response 2]\n{response_2}\n\n"
+        f"{suffix}"
+    )
+
+
+def judge_messages(question: str | Sequence[Message], response_1: str, response_2: str,
+                   mode: JudgeMode | str = JudgeMode.REASON,
+                   images: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """The judge conversation: one user message, image parts first, then the text.
+
+    `images` adds images given apart from the question (a training row's `image`);
+    image parts found in a conversation question are carried over on their own.
+
+    >>> judge_messages("Q?", "a", "b", "fast")[0]["role"]
+    'user'
+    """
+    text = judge_text(question, response_1, response_2, mode)
+    parts = question_images(question) + [_as_image_part(i) for i in images]
+    if not parts:
+        return [{"role": "user", "content": text}]
+    return [{"role": "user", "content": [*parts, {"type": "text", "text": text}]}]
+
+
+def _text_of(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+
+
+def _is_image_part(part: Any) -> bool:
+    return isinstance(part, dict) and part.get("type") in {"image_url", "image"}
+
+
+def _as_image_part(image: Any) -> dict[str, Any]:
+    if _is_image_part(image):
+        return dict(image)
+    return {"type": "image", "image": image}

@@ -1,0 +1,135 @@
+"""What a self-critic run reports: its cost by phase, its matches and, on request, a trace.
+
+`SelfCriticReport.to_dict()` is the top-level `self_critic` object of a chat completion;
+its field names are part of the HTTP API (DESIGN §3), and the server's metrics read the
+same attributes (judge calls, rounds, matches by outcome, invalid votes, tokens by phase).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from critic_loop.config import SelfCriticConfig
+from critic_loop.engine import Completion
+from critic_loop.pairwise import DECIDERS, Judgment
+from critic_loop.tournament import KnockoutResult
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Prompt and completion tokens, as OpenAI's `usage` counts them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(self.prompt_tokens + other.prompt_tokens,
+                          self.completion_tokens + other.completion_tokens)
+
+    @classmethod
+    def of_judgments(cls, judgments: Iterable[Judgment]) -> TokenUsage:
+        prompt = completion = 0
+        for j in judgments:
+            prompt += j.prompt_tokens
+            completion += j.completion_tokens
+        return cls(prompt, completion)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+
+@dataclass(frozen=True)
+class SelfCriticReport:
+    """One run's summary; `knockout` keeps every match for the trace."""
+
+    config: SelfCriticConfig
+    knockout: KnockoutResult
+    candidate_usage: TokenUsage
+    candidates: tuple[Completion, ...] = field(default=(), repr=False)
+
+    @property
+    def judge_usage(self) -> TokenUsage:
+        every = (*self.knockout.matches, *self.knockout.discarded)
+        return TokenUsage.of_judgments(j for m in every for j in m.judgments)
+
+    @property
+    def usage(self) -> TokenUsage:
+        """Every token spent: candidates and judge."""
+        return self.candidate_usage + self.judge_usage
+
+    @property
+    def rounds(self) -> int:
+        return self.knockout.judged_rounds
+
+    @property
+    def judge_calls(self) -> int:
+        return self.knockout.judge_calls
+
+    @property
+    def consistency(self) -> float | None:
+        return self.knockout.consistency
+
+    @property
+    def invalid_votes(self) -> int:
+        return self.knockout.invalid_votes
+
+    @property
+    def matches(self) -> dict[str, int]:
+        """Matches by outcome: consistent / majority / split / invalid."""
+        return self.knockout.outcomes
+
+    @property
+    def decided_by(self) -> dict[str, int]:
+        counts = Counter(m.decided_by for m in self.knockout.matches)
+        return {d: counts.get(d, 0) for d in DECIDERS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `self_critic` object of a response, with the trace when the config asks."""
+        out: dict[str, Any] = {
+            "candidates": self.knockout.size,
+            "judge": self.config.mode.value,
+            "comparisons": self.config.comparisons,
+            "schedule": self.config.schedule,
+            "rounds": self.rounds,
+            "judge_calls": self.judge_calls,
+            "consistency": self.consistency,
+            "invalid_votes": self.invalid_votes,
+            "matches": self.matches,
+            "decided_by": self.decided_by,
+            "usage": {"candidate": self.candidate_usage.to_dict(),
+                      "judge": self.judge_usage.to_dict(),
+                      "total": self.usage.to_dict()},
+        }
+        if self.config.return_trace:
+            out["trace"] = trace_dict(self.knockout, self.candidates)
+        return out
+
+
+def trace_dict(knockout: KnockoutResult, candidates: Sequence[Completion] = ()
+               ) -> dict[str, Any]:
+    """Every candidate and every round's matches with their judgments."""
+    texts: Mapping[int, Completion] = {c.index: c for c in candidates}
+    out: dict[str, Any] = {
+        "ranking": list(knockout.ranking),
+        "candidates": [
+            {"index": i, "text": texts[i].text if i in texts else None,
+             "finish_reason": texts[i].finish_reason if i in texts else None,
+             "completion_tokens": texts[i].completion_tokens if i in texts else None,
+             "duplicate_of": knockout.duplicate_of[i],
+             "preference": round(knockout.preference[i], 6)}
+            for i in range(knockout.size)],
+        "rounds": [{"round": r.number, "matches": [m.to_dict() for m in r.matches],
+                    "advanced": list(r.advanced)} for r in knockout.rounds],
+    }
+    if knockout.discarded:
+        out["discarded"] = [m.to_dict() for m in knockout.discarded]
+    return out

@@ -1,0 +1,266 @@
+"""The knockout: a seeded bracket over N candidates, played round by round.
+
+The bracket is fixed by N and the seed before any text exists: adjacent slots meet, and in
+a round with an odd number of slots one slot, drawn uniformly, gets a bye. Candidates that
+are identical after whitespace normalisation are merged before judging: the first one keeps
+its slot, later copies leave theirs empty, and a side facing an empty slot advances without
+a judgment (a walkover). So the knockout takes ⌈log2 N⌉ rounds at most, (U−1) matches for U
+distinct candidates and (U−1)·K judge calls on the default path, and every pipelined
+schedule of the same bracket reaches the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from critic_loop.pairwise import OUTCOMES, Judgment, MatchResult, Pairing, PairJudge
+
+logger = logging.getLogger(__name__)
+
+Ref = tuple[int, int]
+"""A bracket side: `(0, c)` is candidate slot c, `(r, m)` the winner of match m of round r."""
+
+
+def normalise(text: str) -> str:
+    """Text compared for merging: whitespace runs collapsed, ends stripped.
+
+    >>> normalise("  The answer\\n is  4 ") == normalise("The answer is 4")
+    True
+    """
+    return " ".join(text.split())
+
+
+def find_duplicates(texts: Sequence[str]) -> tuple[int | None, ...]:
+    """For each text, the index of the first identical (normalised) text, None if it is first.
+
+    >>> find_duplicates(["a", "b", " a", "b\\n", "c"])
+    (None, None, 0, 1, None)
+    """
+    first: dict[str, int] = {}
+    found: list[int | None] = []
+    for i, text in enumerate(texts):
+        key = normalise(text)
+        found.append(first.get(key))
+        first.setdefault(key, i)
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class BracketMatch:
+    """A match slot of the bracket; `key` names it in request ids and seeds its coin."""
+
+    round: int
+    index: int
+    sides: tuple[Ref, Ref]
+
+    @property
+    def key(self) -> str:
+        return f"r{self.round}-m{self.index}"
+
+    @property
+    def ref(self) -> Ref:
+        return (self.round, self.index)
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """The seeded bracket of `size` slots: its rounds of matches and each round's bye."""
+
+    size: int
+    rounds: tuple[tuple[BracketMatch, ...], ...]
+    byes: tuple[Ref | None, ...]
+    final: Ref
+
+    @classmethod
+    def build(cls, size: int, seed: int) -> Bracket:
+        """Pair adjacent slots round by round; a uniformly drawn slot sits out odd rounds."""
+        if size < 1:
+            raise ValueError(f"a bracket needs at least one slot, got {size}")
+        entries: list[Ref] = [(0, c) for c in range(size)]
+        rounds: list[tuple[BracketMatch, ...]] = []
+        byes: list[Ref | None] = []
+        while len(entries) > 1:
+            number = len(rounds) + 1
+            bye_at = None
+            if len(entries) % 2:
+                bye_at = random.Random(f"{seed}:bye:r{number}").randrange(len(entries))
+            playing = [e for i, e in enumerate(entries) if i != bye_at]
+            matches = tuple(BracketMatch(number, m, (playing[2 * m], playing[2 * m + 1]))
+                            for m in range(len(playing) // 2))
+            upcoming = [m.ref for m in matches]
+            if bye_at is not None:
+                upcoming.insert((bye_at + 1) // 2, entries[bye_at])
+            rounds.append(matches)
+            byes.append(None if bye_at is None else entries[bye_at])
+            entries = upcoming
+        return cls(size, tuple(rounds), tuple(byes), entries[0])
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What happened in one round: its judged matches and who advanced without one."""
+
+    number: int
+    matches: tuple[MatchResult, ...]
+    advanced: tuple[int, ...]
+    """Candidates that advanced by a bye or a walkover (an opponent merged away)."""
+
+
+@dataclass(frozen=True)
+class KnockoutResult:
+    """The winner, the full ranking and every match that decided it."""
+
+    size: int
+    winner: int
+    ranking: tuple[int, ...]
+    preference: tuple[float, ...]
+    """Per candidate: its share of the weight (votes or probabilities) in its matches."""
+    duplicate_of: tuple[int | None, ...]
+    rounds: tuple[RoundRecord, ...]
+    discarded: tuple[MatchResult, ...] = ()
+    """Matches a pipelined schedule played on a guess the bracket later overruled."""
+
+    @property
+    def matches(self) -> tuple[MatchResult, ...]:
+        return tuple(m for r in self.rounds for m in r.matches)
+
+    @property
+    def judgments(self) -> tuple[Judgment, ...]:
+        return tuple(j for m in self.matches for j in m.judgments)
+
+    @property
+    def judged_rounds(self) -> int:
+        """Rounds that needed the judge: the latency in rounds, ⌈log2 N⌉ at most."""
+        return sum(1 for r in self.rounds if r.matches)
+
+    @property
+    def judge_calls(self) -> int:
+        """Judgments sent to the engine (discarded pipelined matches included)."""
+        every = (*self.matches, *self.discarded)
+        return sum(1 for m in every for j in m.judgments if j.sent)
+
+    @property
+    def invalid_votes(self) -> int:
+        return sum(m.invalid_votes for m in self.matches)
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        counts = Counter(m.outcome for m in self.matches)
+        return {o: counts.get(o, 0) for o in OUTCOMES}
+
+    @property
+    def consistency(self) -> float | None:
+        """Share of matches whose judgments all agreed (both orders, for K = 2)."""
+        matches = self.matches
+        if not matches:
+            return None
+        return sum(1 for m in matches if m.outcome == "consistent") / len(matches)
+
+
+MatchKey = tuple[Ref, int, int]
+"""A match as played: its bracket slot and the two candidates that met there."""
+
+
+async def play_rounds(bracket: Bracket, judge: PairJudge, texts: Sequence[str]
+                      ) -> KnockoutResult:
+    """Play the bracket round by round, each round's judgments in one engine call."""
+    if len(texts) != bracket.size:
+        raise ValueError(f"{len(texts)} texts for a bracket of {bracket.size}")
+    duplicate_of = find_duplicates(texts)
+    holders = _leaves(duplicate_of)
+    played: dict[MatchKey, MatchResult] = {}
+    for matches in bracket.rounds:
+        pairings: list[tuple[MatchKey, Pairing]] = []
+        for match in matches:
+            a, b = (holders[side] for side in match.sides)
+            if a is None or b is None:
+                holders[match.ref] = b if a is None else a
+            else:
+                pairings.append(((match.ref, a, b),
+                                 Pairing(a, b, texts[a], texts[b], match.key)))
+        results = await judge.play([p for _, p in pairings])
+        for (key, _), result in zip(pairings, results, strict=True):
+            played[key] = result
+            holders[key[0]] = result.winner
+    return settle(bracket, duplicate_of, played)
+
+
+def settle(bracket: Bracket, duplicate_of: Sequence[int | None],
+           played: Mapping[MatchKey, MatchResult]) -> KnockoutResult:
+    """Walk the bracket over the matches played (every one it needs) to the result.
+
+    Played matches the walk does not reach (a pipelined guess overruled) are `discarded`.
+    """
+    holders = _leaves(duplicate_of)
+    used: set[MatchKey] = set()
+    records = []
+    for number, matches in enumerate(bracket.rounds, start=1):
+        results, advanced = [], []
+        for match in matches:
+            a, b = (holders[side] for side in match.sides)
+            if a is None or b is None:
+                holders[match.ref] = b if a is None else a
+                advanced.extend(c for c in (a, b) if c is not None)
+                continue
+            used.add((match.ref, a, b))
+            results.append(played[(match.ref, a, b)])
+            holders[match.ref] = results[-1].winner
+        bye = bracket.byes[number - 1]
+        if bye is not None and (sitting_out := holders[bye]) is not None:
+            advanced.append(sitting_out)
+        logger.debug("round %d: %d matches, %d advanced without one",
+                     number, len(results), len(advanced))
+        records.append(RoundRecord(number, tuple(results), tuple(sorted(advanced))))
+    winner = holders[bracket.final]
+    if winner is None:  # cannot happen: the first copy of a text never leaves its slot
+        raise RuntimeError("the bracket ended without a winner")
+    discarded = [result for key, result in played.items() if key not in used]
+    return knockout_result(bracket.size, winner, duplicate_of, records, discarded)
+
+
+def _leaves(duplicate_of: Sequence[int | None]) -> dict[Ref, int | None]:
+    """Slot holders before round 1: each original in its slot, copies' slots empty."""
+    return {(0, c): c if original is None else None for c, original in enumerate(duplicate_of)}
+
+
+def knockout_result(size: int, winner: int, duplicate_of: Sequence[int | None],
+                    rounds: Sequence[RoundRecord],
+                    discarded: Sequence[MatchResult] = ()) -> KnockoutResult:
+    """Rank the candidates: the winner, then losers of later rounds above earlier ones,
+    within a round by preference share, then index; copies right after their original."""
+    weight: dict[int, float] = Counter()
+    weighed: dict[int, int] = Counter()
+    eliminated: dict[int, int] = {}
+    for record in rounds:
+        for match in record.matches:
+            eliminated[match.loser] = record.number
+            for side, score in zip(match.pair, match.score, strict=True):
+                weight[side] += score
+                weighed[side] += match.weighted
+    share = {c: weight[c] / weighed[c] if weighed[c] else 0.5 for c in range(size)}
+    originals = [c for c in range(size) if duplicate_of[c] is None]
+    order = sorted(originals, key=lambda c: (c != winner, -eliminated.get(c, math.inf),
+                                             -share[c], c))
+    copies: Mapping[int, list[int]] = _copies(duplicate_of)
+    ranking = tuple(r for c in order for r in (c, *copies.get(c, ())))
+    preference = tuple(share[c if d is None else d] for c, d in enumerate(duplicate_of))
+    return KnockoutResult(size, winner, ranking, preference, tuple(duplicate_of),
+                          tuple(rounds), tuple(discarded))
+
+
+def _copies(duplicate_of: Sequence[int | None]) -> dict[int, list[int]]:
+    copies: dict[int, list[int]] = {}
+    for c, original in enumerate(duplicate_of):
+        if original is not None:
+            copies.setdefault(original, []).append(c)
+    return copies
+
+
+def draw_seed(seed: int | None) -> int:
+    """The run's seed: the given one, or a fresh one so unseeded runs still differ."""
+    return seed if seed is not None else random.SystemRandom().randrange(2**63)

@@ -1,0 +1,149 @@
+"""The `selfcritic` command: serve, critique, prepare-model, train, eval, bench.
+
+Every `serve` flag is generated from `ServerSettings`, so each has its `SELFCRITIC_`
+environment twin and the same help text. Flags win over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+from server.settings import ServerSettings
+
+logger = logging.getLogger("selfcritic")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    return int(args.run(args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selfcritic",
+        description="Test-time self-critic inference server: best-of-N answers picked by "
+                    "the same model judging them pairwise in a knockout.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="Serve the OpenAI-compatible API.",
+                           description="Serve the OpenAI-compatible API. Each flag can also "
+                                       "be set as SELFCRITIC_<FLAG> in the environment.")
+    add_settings_flags(serve, ServerSettings)
+    serve.set_defaults(run=_run_serve)
+
+    prepare = sub.add_parser("prepare-model", help="Build the default model's directory "
+                             "(or check a local one) and print its path.")
+    prepare.add_argument("--model", default="default", help="'default' or a local directory.")
+    prepare.set_defaults(run=_run_prepare)
+
+    from server.critique_cli import add_critique_parser
+
+    add_critique_parser(sub)
+
+    for name, summary in (("train", "Train a critic with GRPO from a YAML recipe."),
+                          ("eval", "Evaluate a critic on held-out preference pairs.")):
+        passthrough = sub.add_parser(name, help=summary, add_help=False)
+        passthrough.add_argument("rest", nargs=argparse.REMAINDER)
+        passthrough.set_defaults(run=_run_trainer)
+
+    bench = sub.add_parser("bench", help="Run a benchmark from bench/ (see bench/README.md).",
+                           add_help=False)
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(run=_run_bench)
+    return parser
+
+
+def add_settings_flags(parser: argparse.ArgumentParser, settings: type[ServerSettings]) -> None:
+    """One `--kebab-name` flag per settings field; unset flags fall back to env/defaults."""
+    for name, field in settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        env = "SELFCRITIC_" + name.upper()
+        default = field.get_default(call_default_factory=True)
+        help_text = f"{field.description or ''} [env {env}; default {default!r}]"
+        kind = _base_type(field.annotation)
+        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": help_text}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is typing.Literal:
+            kwargs["choices"] = list(typing.get_args(kind))
+        elif kind in (int, float):
+            kwargs["type"] = kind
+        parser.add_argument(flag, **kwargs)
+
+
+def _base_type(annotation: Any) -> Any:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else str
+    return annotation
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    given = {k: v for k, v in vars(args).items()
+             if k in ServerSettings.model_fields and v is not None}
+    return ServerSettings(**given)
+
+
+def configure_logging(level: str = "info", json_lines: bool = False) -> None:
+    from server.logging_setup import configure
+
+    configure(level, json_lines)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        sys.stderr.write(f"selfcritic serve: invalid settings:\n{exc}\n")
+        return 2
+    configure_logging(settings.log_level, settings.log_json)
+    from server.runner import serve
+
+    return serve(settings)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    configure_logging()
+    from critic_loop.model_store import resolve_model
+
+    try:
+        model = resolve_model(args.model)
+    except FileNotFoundError as exc:
+        logger.error("%s", exc)
+        return 1
+    sys.stdout.write(f"{model.path}\n")
+    return 0
+
+
+def _run_trainer(args: argparse.Namespace) -> int:
+    configure_logging()
+    try:
+        from trainer import cli as trainer_cli
+    except ImportError as exc:
+        logger.error("Training needs the train extra: pip install 'selfcritic[train]' (%s)", exc)
+        return 1
+    entry = trainer_cli.train_main if args.command == "train" else trainer_cli.eval_main
+    return int(entry(args.rest) or 0)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    configure_logging()
+    from server.bench_cli import run_bench
+
+    return run_bench(args.rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Prometheus metrics named `selfcritic_*`, exposed at /metrics beside vLLM's own.
+
+One `Metrics` object per app, registered in the process-wide registry that vLLM's
+engine metrics also use, so one scrape sees both. Registering twice (tests build many
+apps) reuses the existing collectors instead of failing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from critic_loop.report import SelfCriticReport
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
+
+
+def _get_or_create(registry: CollectorRegistry, kind: type, name: str, doc: str,
+                   labels: tuple[str, ...] = (), **kwargs: object):
+    existing = registry._names_to_collectors.get(name)  # noqa: SLF001 - no public lookup
+    if existing is not None:
+        return existing
+    return kind(name, doc, labels, registry=registry, **kwargs)
+
+
+@dataclass
+class Metrics:
+    """The product's metrics; names are part of the contract (DESIGN section 6)."""
+
+    requests: Counter
+    latency: Histogram
+    in_flight: Gauge
+    rejections: Counter
+    candidates: Counter
+    judge_calls: Counter
+    invalid_verdicts: Counter
+    matches: Counter
+    rounds: Counter
+    tokens: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry = REGISTRY) -> Metrics:
+        def make(kind: type, name: str, doc: str, labels: tuple[str, ...] = (), **kw: object):
+            return _get_or_create(registry, kind, name, doc, labels, **kw)
+
+        return cls(
+            requests=make(Counter, "selfcritic_requests", "HTTP requests by endpoint and status.",
+                          ("endpoint", "status")),
+            latency=make(Histogram, "selfcritic_request_latency_seconds",
+                         "HTTP request latency by endpoint.", ("endpoint",),
+                         buckets=_LATENCY_BUCKETS),
+            in_flight=make(Gauge, "selfcritic_requests_in_flight",
+                           "Requests being served now, by endpoint.", ("endpoint",)),
+            rejections=make(Counter, "selfcritic_rejections",
+                            "Requests refused before reaching the engine, by reason.",
+                            ("reason",)),
+            candidates=make(Counter, "selfcritic_candidates",
+                            "Self-critic candidates generated."),
+            judge_calls=make(Counter, "selfcritic_judge_calls",
+                             "Judge generations, by judge mode.", ("mode",)),
+            invalid_verdicts=make(Counter, "selfcritic_invalid_verdicts",
+                                  "Judgments whose verdict could not be read, by mode.",
+                                  ("mode",)),
+            matches=make(Counter, "selfcritic_matches",
+                         "Pairwise matches by outcome (consistent, split, invalid).",
+                         ("outcome",)),
+            rounds=make(Counter, "selfcritic_tournament_rounds", "Knockout rounds played."),
+            tokens=make(Counter, "selfcritic_tokens",
+                        "Tokens by phase (candidate, judge) and kind (prompt, completion).",
+                        ("phase", "kind")),
+        )
+
+    def record_self_critic(self, report: SelfCriticReport) -> None:
+        """Count one tournament (best-of-N or a critique)."""
+        mode = report.config.mode.value
+        self.candidates.inc(len(report.candidates))
+        self.judge_calls.labels(mode).inc(report.judge_calls)
+        self.invalid_verdicts.labels(mode).inc(report.invalid_votes)
+        for outcome, count in report.matches.items():
+            self.matches.labels(outcome).inc(count)
+        self.rounds.inc(report.rounds)
+        phases = {"candidate": report.candidate_usage, "judge": report.judge_usage}
+        for phase, usage in phases.items():
+            self.tokens.labels(phase, "prompt").inc(usage.prompt_tokens)
+            self.tokens.labels(phase, "completion").inc(usage.completion_tokens)
+
+    def record_generation(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """Count a plain completion's tokens (phase `candidate`)."""
+        self.tokens.labels("candidate", "prompt").inc(prompt_tokens)
+        self.tokens.labels("candidate", "completion").inc(completion_tokens)

@@ -1,0 +1,29 @@
+"""`POST /v1/chat/completions`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from server.cancellation import run_cancellable
+from server.protocol.chat import ChatCompletionRequest
+from server.routes.sse import event_stream
+from server.state import Authorized, State
+
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions", dependencies=[Authorized])
+async def create_chat_completion(body: ChatCompletionRequest, request: Request,
+                                 state: State) -> Any:
+    chat = state.chat.prepare(body)
+    request_id = request.state.request_id
+    release = await state.admit(chat.sequences)
+    timeout_s = state.settings.request_timeout_s
+    if body.stream:
+        return event_stream(state.chat.stream(chat, request_id), release, timeout_s)
+    try:
+        return await run_cancellable(request, state.chat.complete(chat, request_id), timeout_s)
+    finally:
+        release()

@@ -1,0 +1,26 @@
+"""`POST /v1/critique` (alias `/critique`): the pairwise judge as a service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from server.cancellation import run_cancellable
+from server.protocol.critique import CritiqueRequest
+from server.state import Authorized, State
+
+router = APIRouter()
+
+
+@router.post("/v1/critique", dependencies=[Authorized])
+@router.post("/critique", dependencies=[Authorized], include_in_schema=False)
+async def create_critique(body: CritiqueRequest, request: Request, state: State) -> Any:
+    critique = state.critique.prepare(body)
+    release = await state.admit(critique.sequences)
+    try:
+        return await run_cancellable(
+            request, state.critique.run(critique, request.state.request_id),
+            state.settings.request_timeout_s)
+    finally:
+        release()

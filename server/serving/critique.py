@@ -1,0 +1,76 @@
+"""`/v1/critique`: judge given responses with the model's pairwise judge."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from critic_loop.config import SelfCriticConfig
+from critic_loop.critique import rank_responses
+from critic_loop.engine import Engine
+from server.errors import APIError, bad_request
+from server.metrics import Metrics
+from server.protocol.critique import CritiqueRequest
+from server.serving.chat import SELF_CRITIC_SUFFIX
+from server.settings import ServerSettings
+
+
+@dataclass(frozen=True)
+class PreparedCritique:
+    question: str | list[dict[str, Any]]
+    responses: list[str]
+    config: SelfCriticConfig
+
+    @property
+    def sequences(self) -> int:
+        """Admission cost: one sequence per response (its first-round judgments)."""
+        return len(self.responses)
+
+
+class CritiqueService:
+    def __init__(self, engine: Engine, settings: ServerSettings, metrics: Metrics) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.metrics = metrics
+
+    def prepare(self, request: CritiqueRequest) -> PreparedCritique:
+        base = self.engine.model_name
+        if request.model not in (None, base, base + SELF_CRITIC_SUFFIX):
+            raise APIError(404, f"The model {request.model!r} does not exist. This server "
+                           f"serves {base!r}.", param="model", code="model_not_found")
+        if request.has_images() and not self.engine.supports_images:
+            raise bad_request(f"The model {base!r} reads text only; it cannot judge a "
+                              "question with image_url parts.", param="messages",
+                              code="images_not_supported")
+        cap = self.settings.max_candidates
+        if len(request.responses) > cap:
+            raise bad_request(f"responses holds {len(request.responses)} items; this server "
+                              f"ranks at most {cap} (max_candidates).", param="responses")
+        s = self.settings
+        question: str | list[dict[str, Any]] = (
+            request.question if request.question is not None
+            else [m.as_text_dict() for m in request.messages or []])
+        try:
+            config = SelfCriticConfig(
+                candidates=len(request.responses),
+                judge=request.judge or s.judge,
+                comparisons=request.comparisons or s.comparisons,
+                judge_max_tokens=request.max_tokens or s.judge_max_tokens,
+                judge_temperature=(s.judge_temperature if request.temperature is None
+                                   else request.temperature),
+                seed=request.seed)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from exc
+        return PreparedCritique(question, list(request.responses), config)
+
+    async def run(self, critique: PreparedCritique, request_id: str) -> dict[str, Any]:
+        result = await rank_responses(self.engine, critique.question, critique.responses,
+                                      critique.config, f"{request_id}-{uuid.uuid4().hex[:8]}")
+        self.metrics.record_self_critic(result.report)
+        return {"id": f"critique-{request_id}", "object": "critique",
+                "created": int(time.time()), "model": self.engine.model_name,
+                "judge": critique.config.mode.value,
+                "comparisons": critique.config.comparisons,
+                **result.to_dict()}

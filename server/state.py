@@ -1,0 +1,65 @@
+"""What the routes share, built once per app by `create_app` (no module singletons)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from critic_loop.engine import Engine
+from server.admission import AdmissionController
+from server.auth import APIKeyChecker
+from server.errors import APIError
+from server.metrics import Metrics
+from server.serving.chat import ChatService
+from server.serving.critique import CritiqueService
+from server.settings import ServerSettings
+
+
+@dataclass
+class AppState:
+    settings: ServerSettings
+    engine: Engine
+    metrics: Metrics
+    admission: AdmissionController
+    auth: APIKeyChecker
+    chat: ChatService
+    critique: CritiqueService
+    engine_dead: bool = field(default=False)
+
+    async def serving(self) -> bool:
+        """Whether the engine can take work now."""
+        return not self.engine_dead and await self.engine.is_healthy()
+
+    async def admit(self, cost: int, reason_label: str = "capacity"):
+        """Admission for `cost` sequences: 503 when the engine is down, 429 when full."""
+        if not await self.serving():
+            self.metrics.rejections.labels("engine_unavailable").inc()
+            raise APIError(503, "The engine is not available; retry later.",
+                           code="engine_unavailable", headers={"Retry-After": "5"})
+        try:
+            return self.admission.acquire(cost)
+        except APIError as exc:
+            self.metrics.rejections.labels(reason_label if exc.status == 429
+                                           else "too_large").inc()
+            raise
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.selfcritic
+
+
+def require_api_key(request: Request) -> None:
+    get_state(request).auth.check(request)
+
+
+def require_api_key_for_ops(request: Request) -> None:
+    state = get_state(request)
+    if state.settings.protect_health:
+        state.auth.check(request)
+
+
+State = Annotated[AppState, Depends(get_state)]
+Authorized = Depends(require_api_key)
+OpsAuthorized = Depends(require_api_key_for_ops)

@@ -1,0 +1,174 @@
+"""Pairwise matches: alternating orders, majority, splits in both modes, invalid votes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from simulated_judges import responses_in
+
+from critic_loop.config import SelfCriticConfig
+from critic_loop.engine import Completion, GenerationRequest
+from critic_loop.engines.scripted import ScriptedEngine, echo_responder
+from critic_loop.pairwise import MatchResult, Pairing, PairJudge, reasoning_of
+
+
+def prefers(text: str):
+    """A responder whose judge prefers the response `text`, in whichever position."""
+    def respond(request: GenerationRequest, index: int) -> str:
+        first, _ = responses_in(request.prompt)
+        digit = "1" if first == text else "2"
+        if request.sampling.choices:
+            return digit
+        return f"<think>{text} is right</think> \\boxed{{{digit}}}"
+    return respond
+
+
+def always(text: str):
+    return lambda request, index: text
+
+
+async def play(engine: ScriptedEngine, config: SelfCriticConfig, *, seed: int = 0,
+               key: str = "r1-m0") -> MatchResult:
+    judge = PairJudge(engine, "Which is right?", config, request_id="req", seed=seed)
+    [match] = await judge.play([Pairing(0, 1, "alpha", "beta", key)])
+    return match
+
+
+async def test_judgments_alternate_order_and_go_out_in_one_call() -> None:
+    engine = ScriptedEngine(prefers("beta"))
+    match = await play(engine, SelfCriticConfig(comparisons=4))
+    assert [j.order for j in match.judgments] == [(0, 1), (1, 0), (0, 1), (1, 0)]
+    [call] = engine.generate_calls
+    assert [r.request_id for r in call] == [f"req-r1-m0-j{k}" for k in range(4)]
+    assert [responses_in(r.prompt) for r in call] == [("alpha", "beta"), ("beta", "alpha")] * 2
+    assert all(r.sampling.max_tokens == 512 and r.sampling.temperature == 0 for r in call)
+    assert match.winner == 1 and match.loser == 0
+    assert (match.outcome, match.decided_by) == ("consistent", "majority")
+    assert match.votes == (0, 4) and match.invalid_votes == 0
+
+
+async def test_judgment_records_verdict_reasoning_text_and_tokens() -> None:
+    engine = ScriptedEngine(prefers("alpha"))
+    match = await play(engine, SelfCriticConfig())
+    first, second = match.judgments
+    assert first.verdict == second.verdict == 0
+    assert first.text == "<think>alpha is right</think> \\boxed{1}"
+    assert second.text.endswith("\\boxed{2}")
+    assert first.reasoning == "alpha is right" and first.probabilities is None
+    assert first.completion_tokens == 4
+    assert first.prompt_tokens == engine.count_tokens(engine.generate_calls[0][0].prompt)
+    assert first.to_dict()["order"] == [0, 1]
+
+
+async def test_reason_split_at_temperature_zero_goes_to_the_coin() -> None:
+    engine = ScriptedEngine(always("\\boxed{1}"))  # always the first-shown response
+    match = await play(engine, SelfCriticConfig(judge_temperature=0.0))
+    assert (match.outcome, match.decided_by) == ("split", "coin")
+    assert len(engine.generate_calls) == 1 and len(match.judgments) == 2
+    assert match.winner in (0, 1)
+
+
+async def test_reason_split_takes_one_extra_judgment_when_sampling() -> None:
+    engine = ScriptedEngine(always("\\boxed{1}"))
+    match = await play(engine, SelfCriticConfig(judge_temperature=0.8))
+    assert (match.outcome, match.decided_by) == ("split", "extra_judgment")
+    assert [len(c) for c in engine.generate_calls] == [2, 1]
+    extra = match.judgments[-1]
+    assert extra.request_id == "req-r1-m0-x"
+    assert match.winner == extra.verdict == extra.order[0]
+    assert match.votes == (2, 1) or match.votes == (1, 2)
+
+
+async def test_invalid_extra_judgment_falls_to_the_coin() -> None:
+    def respond(request: GenerationRequest, index: int) -> str:
+        return "I cannot decide" if request.request_id.endswith("-x") else "\\boxed{1}"
+    match = await play(ScriptedEngine(respond), SelfCriticConfig(judge_temperature=0.8))
+    assert (match.outcome, match.decided_by) == ("split", "coin")
+    assert match.invalid_votes == 1 and len(match.judgments) == 3
+
+
+async def test_single_comparison_extra_judgment_asks_the_other_order() -> None:
+    def respond(request: GenerationRequest, index: int) -> str:
+        return "no box" if request.request_id.endswith("-j0") else "\\boxed{1}"
+    match = await play(ScriptedEngine(respond), SelfCriticConfig(comparisons=1))
+    assert [j.order for j in match.judgments] == [(0, 1), (1, 0)]
+    assert (match.outcome, match.decided_by, match.winner) == ("invalid", "extra_judgment", 1)
+
+
+async def test_fast_split_is_broken_by_summed_probabilities() -> None:
+    def respond(request: GenerationRequest, index: int) -> Completion:
+        first, _ = responses_in(request.prompt)
+        p_first = 0.6 if first == "alpha" else 0.9  # each order prefers the first, unequally
+        return Completion(0, "1", 1, "length",
+                          choice_logprobs={"1": math.log(p_first), "2": math.log(1 - p_first)})
+    engine = ScriptedEngine(respond)
+    match = await play(engine, SelfCriticConfig(judge="fast"))
+    [call] = engine.generate_calls
+    assert all(r.sampling.choices == ("1", "2") and r.sampling.max_tokens == 1 for r in call)
+    assert [j.verdict for j in match.judgments] == [0, 1]
+    assert [j.probabilities for j in match.judgments] == [
+        pytest.approx((0.6, 0.4)), pytest.approx((0.9, 0.1))]
+    assert (match.outcome, match.decided_by, match.winner) == ("split", "probability", 1)
+    assert match.score == pytest.approx((0.6 + 0.1, 0.4 + 0.9))
+
+
+async def test_fast_exact_tie_goes_to_the_coin() -> None:
+    match = await play(ScriptedEngine(echo_responder), SelfCriticConfig(judge="fast"))
+    assert (match.outcome, match.decided_by) == ("split", "coin")
+    assert match.score == (1.0, 1.0)
+
+
+async def test_fast_mode_reads_the_text_without_choice_logprobs() -> None:
+    def respond(request: GenerationRequest, index: int) -> Completion:
+        return Completion(0, "2", 1, "stop")
+    match = await play(ScriptedEngine(respond), SelfCriticConfig(judge="fast"))
+    assert [j.verdict for j in match.judgments] == [1, 0]
+    assert all(j.probabilities is None for j in match.judgments)
+
+
+async def test_invalid_votes_are_counted_not_raised() -> None:
+    match = await play(ScriptedEngine(always("garbage ???")), SelfCriticConfig())
+    assert (match.outcome, match.decided_by) == ("invalid", "coin")
+    assert match.invalid_votes == 2 and match.votes == (0, 0)
+    assert all(j.verdict is None for j in match.judgments)
+
+    def one_invalid(request: GenerationRequest, index: int) -> str:
+        return "\\boxed{2}" if request.request_id.endswith("-j0") else "\\boxed{3}"
+    match = await play(ScriptedEngine(one_invalid), SelfCriticConfig())
+    assert (match.outcome, match.decided_by, match.winner) == ("invalid", "majority", 1)
+
+
+async def test_majority_outcome_needs_dissent_among_valid_votes() -> None:
+    def respond(request: GenerationRequest, index: int) -> str:
+        return "\\boxed{1}" if request.request_id.endswith("-j1") else prefers("alpha")(
+            request, index)
+    match = await play(ScriptedEngine(respond), SelfCriticConfig(comparisons=3))
+    assert (match.outcome, match.decided_by, match.winner) == ("majority", "majority", 0)
+    assert match.votes == (2, 1)
+
+
+async def test_coin_is_seeded_by_the_match() -> None:
+    config = SelfCriticConfig()
+    first = [(await play(ScriptedEngine(always("\\boxed{1}")), config, key=f"k{i}")).winner
+             for i in range(30)]
+    again = [(await play(ScriptedEngine(always("\\boxed{1}")), config, key=f"k{i}")).winner
+             for i in range(30)]
+    other = [(await play(ScriptedEngine(always("\\boxed{1}")), config, seed=1,
+                         key=f"k{i}")).winner for i in range(30)]
+    assert first == again and first != other
+    assert set(first) == {0, 1}
+
+
+async def test_prompt_that_does_not_fit_is_an_invalid_vote_not_a_call() -> None:
+    engine = ScriptedEngine(prefers("alpha"), max_model_len=40)
+    match = await play(engine, SelfCriticConfig(judge_max_tokens=16))
+    assert engine.generate_calls == []
+    assert all(not j.sent and j.verdict is None for j in match.judgments)
+    assert (match.outcome, match.decided_by) == ("invalid", "coin")
+
+
+def test_reasoning_is_the_think_block() -> None:
+    assert reasoning_of("<think>\n a \n</think> \\boxed{1}") == "a"
+    assert reasoning_of("<think> cut off by max_tokens") == "cut off by max_tokens"
+    assert reasoning_of("\\boxed{2}") is None
