@@ -13,7 +13,8 @@ from typing import Any
 
 from critic_loop.config import MAX_CANDIDATES, SelfCriticConfig
 from critic_loop.engine import Engine, Message
-from critic_loop.pairwise import Judgment, PairJudge
+from critic_loop.match import Judgment
+from critic_loop.pairwise import PairJudge
 from critic_loop.report import SelfCriticReport, TokenUsage
 from critic_loop.tournament import Bracket, draw_seed, play_rounds
 

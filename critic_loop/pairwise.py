@@ -1,22 +1,18 @@
-"""Pairwise matches: K judgments of two candidates in alternating order, one verdict.
+"""Pairwise matches against the engine: K judgments per pair in alternating order.
 
 A match asks the judge K times, alternating which candidate is "Response 1" so that a
-judge's position bias cancels. The majority of valid votes wins; a split is broken by the
-summed probabilities (fast mode) or by one more judgment and then a seeded coin (reason
-mode), and the match says which. `PairJudge.play` sends every judgment of every match it
-is given to the engine in one `generate` call, so the engine batches them.
+judge's position bias cancels; `critic_loop.match` turns the judgments into a verdict.
+`PairJudge.play` sends every judgment of every match it is given to the engine in one
+`generate` call, so the engine batches them; a reason-mode split that may take an extra
+judgment costs one more call for all such matches together.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import random
-import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import (
@@ -27,79 +23,18 @@ from critic_loop.engine import (
     SamplingOptions,
 )
 from critic_loop.judge_prompt import VERDICT_CHOICES, JudgeMode, judge_messages
+from critic_loop.match import (
+    PROMPT_TOO_LONG,
+    Coin,
+    Judgment,
+    MatchResult,
+    decide,
+    is_split,
+    reasoning_of,
+)
 from critic_loop.verdict import parse_verdict, probabilities_from_logprobs
 
 logger = logging.getLogger(__name__)
-
-Outcome = Literal["consistent", "majority", "split", "invalid"]
-"""How the K regular judgments went: all valid and unanimous; all valid, a majority but not
-unanimous (only K >= 3); valid votes tied; at least one invalid vote."""
-OUTCOMES: tuple[Outcome, ...] = ("consistent", "majority", "split", "invalid")
-
-DecidedBy = Literal["majority", "probability", "extra_judgment", "coin"]
-DECIDERS: tuple[DecidedBy, ...] = ("majority", "probability", "extra_judgment", "coin")
-
-PROMPT_TOO_LONG = "prompt_too_long"
-"""Finish reason of a judgment that was never sent: its prompt does not fit the context."""
-
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
-_TIE_TOLERANCE = 1e-9
-
-
-def reasoning_of(text: str) -> str | None:
-    """The text inside `<think>...</think>` (to the end if never closed), else None.
-
-    >>> reasoning_of("<think> compare them </think> \\\\boxed{1}")
-    'compare them'
-    >>> reasoning_of("1") is None
-    True
-    """
-    found = _THINK.search(text)
-    return found.group(1).strip() if found else None
-
-
-@dataclass(frozen=True)
-class Judgment:
-    """One judge call: which candidate was shown first, and what the judge said."""
-
-    order: tuple[int, int]
-    """Candidate indices shown as Response 1 and Response 2."""
-    verdict: int | None
-    """The preferred candidate's index, or None for an invalid vote."""
-    reasoning: str | None
-    text: str
-    probabilities: tuple[float, float] | None
-    """Fast mode: the probability of Response 1 and of Response 2 (aligned with `order`)."""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str = "stop"
-    request_id: str = ""
-
-    @property
-    def sent(self) -> bool:
-        """Whether this judgment reached the engine (and counts as a judge call)."""
-        return self.finish_reason != PROMPT_TOO_LONG
-
-    def weight(self, candidate: int) -> float | None:
-        """The share of this judgment going to `candidate`: its probability when known,
-        else 1 or 0 by the verdict; None for an invalid vote."""
-        if self.probabilities is not None:
-            return self.probabilities[self.order.index(candidate)]
-        if self.verdict is None:
-            return None
-        return 1.0 if self.verdict == candidate else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "order": list(self.order),
-            "verdict": self.verdict,
-            "reasoning": self.reasoning,
-            "text": self.text,
-            "probabilities": list(self.probabilities) if self.probabilities else None,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "finish_reason": self.finish_reason,
-        }
 
 
 @dataclass(frozen=True)
@@ -112,55 +47,6 @@ class Pairing:
     text_a: str
     text_b: str
     key: str
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """The verdict of one match and every judgment behind it."""
-
-    pair: tuple[int, int]
-    winner: int
-    outcome: Outcome
-    decided_by: DecidedBy
-    votes: tuple[int, int]
-    """Valid votes for pair[0] and pair[1] over all judgments (the extra one included)."""
-    invalid_votes: int
-    score: tuple[float, float]
-    """Summed weights (probabilities in fast mode, votes otherwise) for pair[0], pair[1]."""
-    judgments: tuple[Judgment, ...]
-    key: str = ""
-
-    @property
-    def loser(self) -> int:
-        return self.pair[1] if self.winner == self.pair[0] else self.pair[0]
-
-    @property
-    def weighted(self) -> int:
-        """How many judgments carry a weight (valid votes or known probabilities)."""
-        return sum(1 for j in self.judgments if j.weight(self.pair[0]) is not None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "pair": list(self.pair),
-            "winner": self.winner,
-            "outcome": self.outcome,
-            "decided_by": self.decided_by,
-            "votes": list(self.votes),
-            "invalid_votes": self.invalid_votes,
-            "score": [round(s, 6) for s in self.score],
-            "judgments": [j.to_dict() for j in self.judgments],
-        }
-
-
-def classify(pair: tuple[int, int], judgments: Sequence[Judgment]) -> Outcome:
-    """The outcome of a match's regular judgments (see `Outcome`)."""
-    verdicts = [j.verdict for j in judgments]
-    if None in verdicts:
-        return "invalid"
-    votes_a, votes_b = verdicts.count(pair[0]), verdicts.count(pair[1])
-    if votes_a == votes_b:
-        return "split"
-    return "consistent" if min(votes_a, votes_b) == 0 else "majority"
 
 
 class PairJudge:
@@ -194,16 +80,16 @@ class PairJudge:
         judged = await self._judge(jobs)
         regular = [judged[i * self.comparisons:(i + 1) * self.comparisons]
                    for i in range(len(pairings))]
-        coins = [_Coin(f"{self.seed}:{p.key}") for p in pairings]
+        coins = [Coin(f"{self.seed}:{p.key}") for p in pairings]
 
         tied = [i for i, p in enumerate(pairings)
-                if self.extra_allowed and _is_tie((p.a, p.b), regular[i])]
+                if self.extra_allowed and is_split((p.a, p.b), regular[i])]
         extra_jobs = [(pairings[i], self._extra_order(pairings[i], coins[i]),
                        f"{prefixes[i]}-x", self.comparisons) for i in tied]
         extras = dict(zip(tied, await self._judge(extra_jobs), strict=True)) if tied else {}
-        results = [self._decide(p, regular[i], extras.get(i), coins[i])
-                   for i, p in enumerate(pairings)]
-        return results
+        by_probability = self.mode is JudgeMode.FAST
+        return [decide((p.a, p.b), regular[i], extras.get(i), by_probability=by_probability,
+                       coin=coins[i], key=p.key) for i, p in enumerate(pairings)]
 
     # -- building and sending judgments ---------------------------------------------------
     def _prefix(self, key: str) -> str:
@@ -213,7 +99,7 @@ class PairJudge:
         self._used_ids.add(prefix)
         return prefix
 
-    def _extra_order(self, p: Pairing, coin: _Coin) -> tuple[int, int]:
+    def _extra_order(self, p: Pairing, coin: Coin) -> tuple[int, int]:
         if self.comparisons % 2 == 1:  # K odd: continuing the alternation balances orders
             return (p.b, p.a)
         return (p.a, p.b) if coin.heads() else (p.b, p.a)
@@ -278,55 +164,3 @@ class PairJudge:
             finish_reason=completion.finish_reason,
             request_id=rid,
         )
-
-    # -- deciding ------------------------------------------------------------------------
-    def _decide(self, p: Pairing, regular: Sequence[Judgment], extra: Judgment | None,
-                coin: _Coin) -> MatchResult:
-        pair = (p.a, p.b)
-        judgments = (*regular, extra) if extra is not None else tuple(regular)
-        votes = (_count(judgments, p.a), _count(judgments, p.b))
-        score = (_score(judgments, p.a), _score(judgments, p.b))
-        regular_a, regular_b = _count(regular, p.a), _count(regular, p.b)
-        decided_by: DecidedBy
-        if regular_a != regular_b:
-            winner, decided_by = (p.a if regular_a > regular_b else p.b), "majority"
-        elif self.mode is JudgeMode.FAST and _differ(score):
-            winner, decided_by = (p.a if score[0] > score[1] else p.b), "probability"
-        elif extra is not None and extra.verdict is not None:
-            winner, decided_by = extra.verdict, "extra_judgment"
-        else:
-            winner, decided_by = (p.a if coin.heads() else p.b), "coin"
-        return MatchResult(
-            pair=pair, winner=winner, outcome=classify(pair, regular), decided_by=decided_by,
-            votes=votes, invalid_votes=sum(1 for j in judgments if j.verdict is None),
-            score=score, judgments=judgments, key=p.key)
-
-
-class _Coin:
-    """A match's seeded coin, keyed by the match so its flips do not depend on timing;
-    seeded on first use because most matches never flip it."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self._rng: random.Random | None = None
-
-    def heads(self) -> bool:
-        if self._rng is None:
-            self._rng = random.Random(self.key)
-        return self._rng.random() < 0.5
-
-
-def _count(judgments: Sequence[Judgment], candidate: int) -> int:
-    return sum(1 for j in judgments if j.verdict == candidate)
-
-
-def _score(judgments: Sequence[Judgment], candidate: int) -> float:
-    return math.fsum(w for j in judgments if (w := j.weight(candidate)) is not None)
-
-
-def _is_tie(pair: tuple[int, int], judgments: Sequence[Judgment]) -> bool:
-    return _count(judgments, pair[0]) == _count(judgments, pair[1])
-
-
-def _differ(score: tuple[float, float]) -> bool:
-    return abs(score[0] - score[1]) > _TIE_TOLERANCE * max(1.0, abs(score[0]), abs(score[1]))

@@ -22,11 +22,13 @@ from typing import Any
 from critic_loop.engine import (
     Completion,
     Engine,
+    EngineError,
     GenerationRequest,
     GenerationResult,
     TokenLogprob,
 )
-from critic_loop.pairwise import MatchResult, Pairing, PairJudge
+from critic_loop.match import MatchResult
+from critic_loop.pairwise import Pairing, PairJudge
 from critic_loop.tournament import (
     Bracket,
     BracketMatch,
@@ -71,7 +73,7 @@ class _Pipeline:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> tuple[GenerationResult, KnockoutResult]:
-        streaming = asyncio.ensure_future(self._consume())
+        streaming = asyncio.create_task(self._consume())
         try:
             while True:
                 error = await self.events.get()
@@ -103,9 +105,12 @@ class _Pipeline:
                     self.first_finished[text] = min(self.first_finished.get(text, i), i)
                     self.events.put_nowait(None)
             if None in self.finish:
-                raise RuntimeError(f"stream {self.request.request_id} ended before "
+                raise EngineError(f"stream {self.request.request_id} ended before "
                                    "every candidate finished")
-        except Exception as error:  # surfaced by run(); CancelledError passes through
+        except asyncio.CancelledError:
+            self.events.put_nowait(EngineError("the candidate stream was cancelled"))
+            raise
+        except Exception as error:  # surfaced by run()
             self.events.put_nowait(error)
 
     async def _judge(self, batch: Sequence[tuple[MatchKey, Pairing]]) -> None:
@@ -114,6 +119,9 @@ class _Pipeline:
             for (key, _), result in zip(batch, results, strict=True):
                 self.played[key] = result
             self.events.put_nowait(None)
+        except asyncio.CancelledError:  # run() must not wait for an event that never comes
+            self.events.put_nowait(EngineError("a judge call was cancelled"))
+            raise
         except Exception as error:
             self.events.put_nowait(error)
 
@@ -132,7 +140,7 @@ class _Pipeline:
         if ready:
             logger.debug("%s: judging %d matches while generating",
                          self.request.request_id, len(ready))
-            task = asyncio.ensure_future(self._judge(ready))
+            task = asyncio.create_task(self._judge(ready))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         return holders[self.bracket.final]

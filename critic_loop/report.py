@@ -14,7 +14,7 @@ from typing import Any
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion
-from critic_loop.pairwise import DECIDERS, Judgment
+from critic_loop.match import DECIDERS, Judgment
 from critic_loop.tournament import KnockoutResult
 
 

@@ -5,8 +5,8 @@ a round with an odd number of slots one slot, drawn uniformly, gets a bye. Candi
 are identical after whitespace normalisation are merged before judging: the first one keeps
 its slot, later copies leave theirs empty, and a side facing an empty slot advances without
 a judgment (a walkover). So the knockout takes ⌈log2 N⌉ rounds at most, (U−1) matches for U
-distinct candidates and (U−1)·K judge calls on the default path, and every pipelined
-schedule of the same bracket reaches the same result.
+distinct candidates and (U−1)·K judge calls on the default path, and a pipelined schedule
+of the same bracket (critic_loop.pipeline) reaches the same result from the same verdicts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from critic_loop.pairwise import OUTCOMES, Judgment, MatchResult, Pairing, PairJudge
+from critic_loop.match import OUTCOMES, Judgment, MatchResult
+from critic_loop.pairwise import Pairing, PairJudge
 
 logger = logging.getLogger(__name__)
 

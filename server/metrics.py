@@ -18,7 +18,7 @@ _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 6
 
 def _get_or_create(registry: CollectorRegistry, kind: type, name: str, doc: str,
                    labels: tuple[str, ...] = (), **kwargs: object):
-    existing = registry._names_to_collectors.get(name)  # noqa: SLF001 - no public lookup
+    existing = registry._names_to_collectors.get(name)
     if existing is not None:
         return existing
     return kind(name, doc, labels, registry=registry, **kwargs)

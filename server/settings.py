@@ -31,11 +31,14 @@ class ServerSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a container).")
     port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
     root_path: str = Field("", description="Path prefix when served behind a path-prefixed gateway.")
-    api_key: Annotated[list[str], NoDecode] = Field(default_factory=list, description="API key(s) clients must send as "
-                               "'Authorization: Bearer KEY'; comma-separated for several.")
+    api_key: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API key(s) clients must send as 'Authorization: Bearer KEY'; "
+                    "comma-separated for several.")
     protect_health: bool = Field(False, description="Require the API key for /health and /metrics too.")
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Allowed CORS origins "
-                                    "(comma-separated; '*' for any). Empty: CORS off.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Allowed CORS origins (comma-separated; '*' for any). Empty: CORS off.")
     log_json: bool = Field(False, description="Log one JSON object per line, with the request id.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
 

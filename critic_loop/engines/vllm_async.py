@@ -72,6 +72,7 @@ class VLLMEngine:
         self.max_model_len = llm.model_config.max_model_len
         self.supports_images = False  # text generation only; image parts get a clear 400
         self._choice_ids: dict[str, int] = {}
+        self._special_ids = frozenset(tokenizer.all_special_ids)
 
     @classmethod
     def start(cls, config: EngineConfig) -> VLLMEngine:
@@ -207,8 +208,8 @@ class VLLMEngine:
         options = request.sampling
         params: dict[str, Any] = dict(
             n=1 if _is_greedy(request) else request.n, max_tokens=options.max_tokens,
-            temperature=options.temperature, top_p=options.top_p, seed=options.seed, stop=list(options.stop) or None,
-            logprobs=options.logprobs, output_kind=kind)
+            temperature=options.temperature, top_p=options.top_p, seed=options.seed,
+            stop=list(options.stop) or None, logprobs=options.logprobs, output_kind=kind)
         if options.choices:
             ids = [self._choice_id(c) for c in options.choices]
             # allowed_token_ids restricts what is sampled; logprob_token_ids reports each
@@ -221,7 +222,9 @@ class VLLMEngine:
         if options.logprobs is None or options.choices or out.logprobs is None:
             return None
         result = []
-        for token_id, position in zip(out.token_ids, out.logprobs):
+        for token_id, position in zip(out.token_ids, out.logprobs, strict=False):
+            if token_id in self._special_ids:  # EOS is not in the text; keep text == tokens
+                continue
             chosen = position[token_id]
             alternatives = sorted(position.values(), key=lambda lp: lp.logprob, reverse=True)
             top = tuple((lp.decoded_token or "", lp.logprob)

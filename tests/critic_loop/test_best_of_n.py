@@ -196,3 +196,15 @@ async def test_pipelined_on_the_scripted_stream(n: int) -> None:
     assert pipelined.ranked == rounds.ranked  # same texts, token counts, finish reasons
     assert pipelined.report.candidate_usage == rounds.report.candidate_usage
     assert pipelined.report.to_dict()["schedule"] == "pipelined"
+
+
+async def test_pipelined_does_not_hang_when_the_engine_cancels_a_judge_call() -> None:
+    class Flaky(ScriptedEngine):
+        async def generate(self, requests):
+            raise asyncio.CancelledError  # e.g. the engine shut down under us
+
+    engine = Flaky(lambda r, i: f"answer {i}")
+    config = SelfCriticConfig(candidates=4, schedule="pipelined")
+    with pytest.raises(EngineError, match="cancelled"):
+        await asyncio.wait_for(best_of_n(engine, PROMPT, QUESTION, SamplingOptions(), config,
+                                         "req"), timeout=5)

@@ -10,7 +10,8 @@ from simulated_judges import responses_in
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion, GenerationRequest
 from critic_loop.engines.scripted import ScriptedEngine, echo_responder
-from critic_loop.pairwise import MatchResult, Pairing, PairJudge, reasoning_of
+from critic_loop.match import MatchResult, reasoning_of
+from critic_loop.pairwise import Pairing, PairJudge
 
 
 def prefers(text: str):

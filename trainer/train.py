@@ -1,0 +1,147 @@
+"""Run one GRPO critic training from a `Recipe`: data, TRL `GRPOTrainer`, resume, export.
+
+Checkpoints land in `output_dir/checkpoint-N`; a rerun of the same recipe continues from
+the last complete one. Metrics go to `output_dir/metrics.jsonl`, logs to `train.log`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from critic_loop.model_store import resolve_model
+from trainer.callbacks import MetricsLogger
+from trainer.data import load_pairs, to_grpo_dataset
+from trainer.export import export_model
+from trainer.recipe import Recipe
+from trainer.rewards import get_rewards
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the servable export is, how many optimiser steps ran, and the metrics file."""
+
+    export_dir: Path
+    steps: int
+    metrics_path: Path
+    reward_stats: dict[str, dict[str, float]]
+
+
+def grpo_config(recipe: Recipe) -> Any:
+    """TRL's `GRPOConfig` for `recipe` (`extra_args` last, so it can set anything)."""
+    from trl import GRPOConfig
+
+    args: dict[str, Any] = dict(
+        output_dir=recipe.output_dir, seed=recipe.seed, data_seed=recipe.seed,
+        num_generations=recipe.num_generations,
+        per_device_train_batch_size=recipe.per_device_train_batch_size,
+        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        num_iterations=recipe.num_iterations, max_steps=recipe.max_steps,
+        num_train_epochs=recipe.num_train_epochs, learning_rate=recipe.learning_rate,
+        lr_scheduler_type=recipe.lr_scheduler_type, warmup_steps=recipe.warmup_steps,
+        weight_decay=recipe.weight_decay, max_grad_norm=recipe.max_grad_norm,
+        beta=recipe.beta, epsilon=recipe.epsilon, loss_type=recipe.loss_type,
+        scale_rewards=recipe.scale_rewards, temperature=recipe.temperature, top_p=recipe.top_p,
+        max_completion_length=recipe.max_completion_length,
+        reward_weights=list(recipe.reward_weights),
+        bf16=recipe.bf16, fp16=False, use_cpu=recipe.use_cpu,
+        gradient_checkpointing=recipe.gradient_checkpointing,
+        use_vllm=recipe.use_vllm, vllm_mode=recipe.vllm_mode,
+        vllm_gpu_memory_utilization=recipe.vllm_gpu_memory_utilization,
+        save_strategy="steps", save_steps=recipe.save_steps,
+        save_total_limit=recipe.save_total_limit, logging_steps=recipe.logging_steps,
+        report_to="none", remove_unused_columns=False, disable_dropout=True,
+    )
+    args.update(recipe.extra_args)
+    return GRPOConfig(**args)
+
+
+def lora_config(recipe: Recipe) -> Any:
+    """A peft `LoraConfig` when the recipe asks for LoRA, else None."""
+    if not recipe.lora:
+        return None
+    from peft import LoraConfig
+
+    targets = recipe.lora_target_modules
+    return LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
+                      lora_dropout=recipe.lora_dropout, task_type="CAUSAL_LM",
+                      target_modules=targets if targets == "all-linear" else targets.split(","))
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The highest `checkpoint-N` whose trainer state was written (saved last, so a
+    checkpoint killed mid-save is passed over)."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = []
+    for child in root.iterdir():
+        match = _CHECKPOINT.match(child.name)
+        if match and child.is_dir() and _readable_json(child / "trainer_state.json"):
+            found.append((int(match.group(1)), child))
+    return max(found)[1] if found else None
+
+
+def train(recipe: Recipe) -> TrainResult:
+    """Train a critic as `recipe` says and export it; resumes when a checkpoint exists."""
+    from trl import GRPOTrainer
+
+    output_dir = Path(recipe.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    log_handler = _attach_log_file(output_dir / "train.log")
+    try:
+        (output_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
+        base = resolve_model(recipe.model)
+        loaded = load_pairs(recipe.train_data, seed=recipe.seed, skip_invalid=recipe.skip_invalid)
+        pairs = loaded.pairs[: recipe.max_train_pairs] if recipe.max_train_pairs else loaded.pairs
+        dataset = to_grpo_dataset(pairs)
+        metrics = MetricsLogger(output_dir / "metrics.jsonl")
+        trainer = GRPOTrainer(model=str(base.path), reward_funcs=get_rewards(recipe.rewards),
+                              args=grpo_config(recipe), train_dataset=dataset,
+                              peft_config=lora_config(recipe), callbacks=[metrics])
+        resume = last_complete_checkpoint(output_dir) if recipe.resume else None
+        if resume is not None:
+            logger.info("Resuming from %s", resume)
+        logger.info("Training %s on %d pairs (%d skipped) into %s", base.path, len(pairs),
+                    loaded.skipped, output_dir)
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        steps = trainer.state.global_step
+        stats = metrics.stats.summary()
+        metadata = {"base_model": recipe.model, "base_model_path": str(base.path),
+                    "recipe": recipe.to_dict(), "steps": steps, "train_pairs": len(pairs),
+                    "skipped_rows": loaded.skipped, "reward_stats": stats,
+                    "resumed_from": str(resume) if resume else None}
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        export_dir = export_model(model, trainer.processing_class, recipe.final_dir,
+                                  metadata=metadata, base_dir=base.path)
+        return TrainResult(export_dir, steps, metrics.path, stats)
+    finally:
+        logging.getLogger().removeHandler(log_handler)
+        log_handler.close()
+
+
+def _attach_log_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
