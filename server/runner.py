@@ -7,7 +7,9 @@ lifespan shuts the engine down.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -20,10 +22,25 @@ EXIT_ENGINE_DIED = 3
 EXIT_STARTUP_FAILED = 1
 
 
+class _DrainingServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after a graceful shutdown, so the process would die "by
+    signal"; after a completed drain we exit with code 0 instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                if self._captured_signals:
+                    logger.info("Drained and stopped after signal %s", self._captured_signals)
+                self._captured_signals.clear()
+
+
 def serve(settings: ServerSettings) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
     outcome = {"code": 0}
-    server: uvicorn.Server | None = None
+    server: _DrainingServer | None = None
 
     def on_engine_death() -> None:
         outcome["code"] = EXIT_ENGINE_DIED
@@ -35,7 +52,7 @@ def serve(settings: ServerSettings) -> int:
         app, host=settings.host, port=settings.port, log_config=None,
         timeout_graceful_shutdown=int(settings.shutdown_drain_s) or None,
         proxy_headers=True, forwarded_allow_ips="*", access_log=False)
-    server = uvicorn.Server(config)
+    server = _DrainingServer(config)
     server.run()
     if not server.started:
         logger.error("The server did not start (see the errors above)")

@@ -64,6 +64,9 @@ class ServerSettings(BaseSettings):
                                              "(think, then \\boxed{}) or 'fast' (one-token verdict).")
     comparisons: int = Field(2, ge=1, description="Judgments per match, alternating the order.")
     judge_max_tokens: int = Field(512, ge=1, description="Token budget of one reason-mode judgment.")
+    schedule: Literal["rounds", "pipelined"] = Field(
+        "pipelined", description="Default bracket schedule: 'pipelined' judges a pair as soon as "
+                                 "both its candidates finish; 'rounds' batches each round.")
     judge_temperature: float = Field(0.0, ge=0, le=2, description="Judge sampling temperature.")
 
     @field_validator("api_key", "cors_origins", mode="before")

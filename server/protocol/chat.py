@@ -62,6 +62,9 @@ class SelfCriticOptions(BaseModel):
     judge_max_tokens: int | None = Field(None, ge=1)
     judge_temperature: float | None = Field(None, ge=0, le=2)
     return_trace: bool = False
+    schedule: Literal["rounds", "pipelined"] | None = Field(
+        None, description="'rounds': each round's judgments batched together; 'pipelined': a "
+                          "pair is judged as soon as both its candidates are finished.")
 
 
 class ChatCompletionRequest(BaseModel):

@@ -129,6 +129,7 @@ class ChatService:
                                    else options.judge_temperature),
                 return_trace=options.return_trace,
                 seed=request.seed,
+                schedule=options.schedule or s.schedule,
             )
         except ValueError as exc:
             raise bad_request(str(exc), param="self_critic") from exc

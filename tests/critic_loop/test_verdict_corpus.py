@@ -1,0 +1,114 @@
+"""The verdict parser against real judge outputs, each labelled by a person who read it.
+
+The corpus (tests/data/verdicts/, README there) holds the default model's reason-mode and
+fast-mode outputs. Where today's parser disagrees with a label, the record is listed in
+`PARSER_GAPS` and expected to fail (strictly: fixing the parser turns it into an XPASS,
+which fails until the entry is removed), so the gaps stay visible instead of being
+relabelled away.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from critic_loop.judge_prompt import VERDICT_CHOICES
+from critic_loop.verdict import parse_verdict
+
+CORPUS_DIR = Path(__file__).resolve().parents[1] / "data" / "verdicts"
+
+PARSER_GAPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "answer_is": (
+        "no box: 'The answer is 2.', 'The correct answer is 1.', '... is Response 2.' are read "
+        "as invalid votes (_STATED only accepts 'Response N is better'-style sentences)",
+        ("p01-ab-fast-free-t0", "p01-ba-fast-free-t0", "p02-ab-fast-free-t0",
+         "p02-ba-fast-free-t0", "p05-ab-reason-t0", "p05-ab-fast-free-t0", "p05-ba-reason-t0",
+         "p06-ba-fast-free-t0", "p08-ab-fast-free-t0", "p08-ba-fast-free-t0",
+         "p09-ba-fast-free-t0", "p11-ab-fast-free-t0", "p11-ba-fast-free-t0",
+         "p12-ab-fast-free-t0", "p12-ba-fast-free-t0", "p14-ab-reason-t0", "p14-ba-reason-t0",
+         "p15-ab-fast-free-t0", "p15-ba-fast-free-t0", "p16-ab-fast-free-t0",
+         "p16-ba-fast-free-t0", "p25-ab-reason-t0", "p27-ab-fast-free-t0",
+         "p27-ba-fast-free-t0", "p29-ab-fast-free-t1", "p31-ab-fast-free-t0",
+         "p33-ba-fast-free-t0", "p34-ab-reason-t1", "p34-ba-reason-t0", "p35-ab-fast-free-t0",
+         "p35-ba-fast-free-t0", "p36-ab-fast-free-t0", "p36-ba-fast-free-t0",
+         "p39-ab-reason-t0", "p39-ab-fast-free-t0", "p39-ba-fast-free-t0")),
+    "leading_digit": (
+        "the single digit asked for on its own first line, then more text ('1\\n\\nThe answer "
+        "is 1') is read as an invalid vote (_BARE needs the digit alone)",
+        ("p05-ba-fast-free-t0", "p07-ab-fast-free-t0", "p07-ba-fast-free-t0",
+         "p11-ba-fast-free-t1", "p13-ab-fast-free-t0", "p13-ba-fast-free-t0",
+         "p17-ba-fast-free-t1", "p19-ab-fast-free-t0", "p19-ba-fast-free-t0",
+         "p24-ab-fast-free-t0", "p24-ba-fast-free-t0", "p28-ba-fast-free-t0",
+         "p32-ab-fast-free-t0", "p32-ba-fast-free-t0", "p34-ba-fast-free-t0",
+         "p37-ab-reason-t1", "p37-ab-fast-free-t0", "p37-ba-fast-free-t0")),
+    "ordinal": (
+        "'the second response is more accurate' (an ordinal, no digit) is an invalid vote",
+        ("p12-ab-reason-t0.8",)),
+    "stated_form": (
+        "'Response 1 is a more proper answer', '(Response 2) is superior': the article and the "
+        "closing parenthesis defeat _STATED",
+        ("p38-ab-reason-t1", "p39-ab-reason-t0.8")),
+    "instruction_echo": (
+        "the judge echoed the prompt's 'Answer \\boxed{1} if Response 1 is better, or "
+        "\\boxed{2} if Response 2 is better.'; the last box reads as a vote for 2",
+        ("p17-ba-reason-t0",)),
+    "last_box": (
+        "a garbled format echo with contradicting boxes (\\boxed{2} then \\boxed{1}); the "
+        "last-box rule of DESIGN §4 reads it as a vote for 1",
+        ("p25-ab-reason-t0.8",)),
+}
+_GAP_OF = {rid: name for name, (_, ids) in PARSER_GAPS.items() for rid in ids}
+
+
+def load_corpus() -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted(CORPUS_DIR.glob("*.jsonl")):
+        rows.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return rows
+
+
+CORPUS = load_corpus()
+
+
+def _case(row: dict[str, Any]) -> Any:
+    gap = _GAP_OF.get(row["id"])
+    marks = [pytest.mark.xfail(strict=True, reason=PARSER_GAPS[gap][0])] if gap else []
+    return pytest.param(row, id=row["id"], marks=marks)
+
+
+def test_corpus_is_labelled_and_covers_both_modes() -> None:
+    assert len(CORPUS) >= 100
+    assert {r["mode"] for r in CORPUS} == {"reason", "fast"}
+    ids = [r["id"] for r in CORPUS]
+    assert len(ids) == len(set(ids))
+    unlabelled = [r["id"] for r in CORPUS if "expected" not in r]
+    assert not unlabelled, f"read and label these outputs first: {unlabelled[:10]}"
+    assert all(r["expected"] in (1, 2, None) for r in CORPUS)
+    assert set(_GAP_OF) <= set(ids), "PARSER_GAPS names records the corpus lacks"
+
+
+@pytest.mark.parametrize("row", [_case(r) for r in CORPUS])
+def test_parser_reads_what_a_person_read(row: dict[str, Any]) -> None:
+    assert parse_verdict(row["text"]) == row["expected"], row.get("note", row["text"][:200])
+
+
+@pytest.mark.parametrize("row", [r for r in CORPUS if r["variant"] == "choice"],
+                         ids=lambda r: r["id"])
+def test_restricted_choice_is_the_likelier_digit(row: dict[str, Any]) -> None:
+    """At temperature 0 the decoded digit is the one the reported probabilities favour."""
+    assert row["text"] in VERDICT_CHOICES
+    first, second = row["probabilities"]
+    assert first + second == pytest.approx(1, abs=1e-5)
+    assert (1 if first > second else 2) == int(row["text"])
+
+
+def test_parser_never_raises_on_cut_outputs() -> None:
+    """Outputs cut anywhere (as max_tokens or a stream would) still parse to 1, 2 or None."""
+    for row in CORPUS:
+        text = row["text"]
+        for end in range(0, len(text) + 1, 5):
+            assert parse_verdict(text[:end]) in (1, 2, None)
+

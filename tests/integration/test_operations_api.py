@@ -1,0 +1,107 @@
+"""Operations on the real server: metrics beside vLLM's, overload, disconnects, request ids."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import time
+
+import httpx
+from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+QUESTION = [{"role": "user", "content": "Write a long story about a dragon."}]
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head.split("{")[0] != name:
+            continue
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def _engine_busy(server) -> float:
+    text = httpx.get(server.url + "/metrics").text
+    return (_metric(text, "vllm:num_requests_running")
+            + _metric(text, "vllm:num_requests_waiting"))
+
+
+def _wait_idle(server, timeout_s: float = 30) -> float:
+    deadline = time.monotonic() + timeout_s
+    busy = _engine_busy(server)
+    while busy and time.monotonic() < deadline:
+        time.sleep(0.5)
+        busy = _engine_busy(server)
+    return busy
+
+
+def test_metrics_beside_vllm_and_counting(server) -> None:
+    before = httpx.get(server.url + "/metrics").text
+    response = httpx.post(server.url + "/v1/chat/completions", headers=AUTH, timeout=300, json={
+        "model": MODEL, "messages": QUESTION, "max_tokens": 8,
+        "self_critic": {"candidates": 2, "judge": "fast"}})
+    assert response.status_code == 200
+    after = httpx.get(server.url + "/metrics").text
+    assert "vllm:num_requests_running" in after  # the engine's own metrics are exposed too
+    for name, labels, grew_by in [
+        ("selfcritic_requests_total", {"endpoint": "/v1/chat/completions", "status": "200"}, 1),
+        ("selfcritic_candidates_total", {}, 2),
+        ("selfcritic_judge_calls_total", {"mode": "fast"}, 2),
+        ("selfcritic_tournament_rounds_total", {}, 1),
+    ]:
+        assert _metric(after, name, **labels) - _metric(before, name, **labels) == grew_by, name
+    judge_tokens = response.json()["self_critic"]["usage"]["judge"]["prompt_tokens"]
+    grown = (_metric(after, "selfcritic_tokens_total", phase="judge", kind="prompt")
+             - _metric(before, "selfcritic_tokens_total", phase="judge", kind="prompt"))
+    assert grown == judge_tokens
+
+
+def test_request_id_echoed_and_in_completion_id(server) -> None:
+    response = httpx.post(server.url + "/v1/chat/completions", timeout=120,
+                          headers={**AUTH, "X-Request-Id": "gw-42"},
+                          json={"model": MODEL, "messages": QUESTION, "max_tokens": 2})
+    assert response.headers["x-request-id"] == "gw-42"
+    assert response.json()["id"] == "chatcmpl-gw-42"
+    made = httpx.get(server.url + "/health").headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+
+
+def test_overload_gives_429_with_retry_after_and_no_500(server) -> None:
+    # The session's server admits 24 sequences; 6 self-critic requests of 8 candidates
+    # want 48 at once.
+    body = {"model": MODEL, "messages": QUESTION, "max_tokens": 32,
+            "self_critic": {"candidates": 8, "judge": "fast"}}
+
+    def post(_: int) -> httpx.Response:
+        return httpx.post(server.url + "/v1/chat/completions", headers=AUTH, json=body,
+                          timeout=300)
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(post, range(6)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    assert 200 in statuses and 429 in statuses
+    assert all(r.headers.get("retry-after") for r in responses if r.status_code == 429)
+    assert httpx.get(server.url + "/health").status_code == 200
+    assert _wait_idle(server) == 0
+
+
+def test_disconnect_leaves_engine_idle(server) -> None:
+    for body in (
+        {"model": MODEL, "messages": QUESTION, "max_tokens": 400, "n": 4},
+        {"model": MODEL, "messages": QUESTION, "max_tokens": 400, "stream": True},
+        {"model": MODEL, "messages": QUESTION, "max_tokens": 200,
+         "self_critic": {"candidates": 4, "judge": "reason", "judge_max_tokens": 200}},
+    ):
+        try:
+            httpx.post(server.url + "/v1/chat/completions", headers=AUTH, json=body,
+                       timeout=1.5)
+        except httpx.TimeoutException:
+            pass  # the client gives up and closes the connection
+        assert _wait_idle(server, timeout_s=20) == 0, body

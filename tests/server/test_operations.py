@@ -1,0 +1,141 @@
+"""Operations on the scripted engine: metrics, overload, body size, deadline, engine death."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from critic_loop.engines.scripted import ScriptedEngine
+from server.app import create_app
+from server.settings import ServerSettings
+
+MESSAGES = [{"role": "user", "content": "Hi"}]
+BODY = {"model": "tiny", "messages": MESSAGES}
+
+
+@pytest.fixture
+async def make_async_client() -> AsyncIterator:
+    stack = contextlib.AsyncExitStack()
+
+    async def make(engine: ScriptedEngine, on_engine_death=None, **settings: object):
+        app = create_app(ServerSettings(**settings), engine=engine,
+                         on_engine_death=on_engine_death)
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                   base_url="http://selfcritic")
+        return await stack.enter_async_context(client)
+
+    yield make
+    await stack.aclose()
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_metrics_count_requests_tokens_and_tournaments(make_client) -> None:
+    client = make_client()
+    before_ok = _sample("selfcritic_requests_total", endpoint="/v1/chat/completions", status="200")
+    before_bad = _sample("selfcritic_requests_total", endpoint="/v1/chat/completions", status="400")
+    before_judge = _sample("selfcritic_judge_calls_total", mode="fast")
+    before_tokens = _sample("selfcritic_tokens_total", phase="judge", kind="prompt")
+    before_candidates = _sample("selfcritic_candidates_total")
+    client.post("/v1/chat/completions", json=BODY)
+    client.post("/v1/chat/completions", json={**BODY, "n": 0})
+    client.post("/v1/chat/completions", json={
+        **BODY, "self_critic": {"candidates": 4, "judge": "fast", "schedule": "rounds"}})
+    text = client.get("/metrics").text
+    assert "selfcritic_request_latency_seconds_bucket" in text
+    assert _sample("selfcritic_requests_total", endpoint="/v1/chat/completions",
+                   status="200") == before_ok + 2
+    assert _sample("selfcritic_requests_total", endpoint="/v1/chat/completions",
+                   status="400") == before_bad + 1
+    assert _sample("selfcritic_judge_calls_total", mode="fast") == before_judge + 6
+    assert _sample("selfcritic_candidates_total") == before_candidates + 4
+    assert _sample("selfcritic_tokens_total", phase="judge", kind="prompt") > before_tokens
+
+
+async def test_overload_rejects_with_retry_after_and_recovers(make_async_client) -> None:
+    engine = ScriptedEngine(model_name="tiny", token_delay_s=0.05)
+    client = await make_async_client(engine, max_inflight_sequences=2)
+    before = _sample("selfcritic_rejections_total", reason="capacity")
+    responses = await asyncio.gather(*(client.post("/v1/chat/completions", json=BODY)
+                                       for _ in range(6)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 200, 429, 429, 429, 429]
+    rejected = [r for r in responses if r.status_code == 429]
+    assert all(r.headers["retry-after"] == "1" for r in rejected)
+    assert all(r.json()["error"]["type"] == "rate_limit_error" for r in rejected)
+    assert _sample("selfcritic_rejections_total", reason="capacity") == before + 4
+    assert (await client.post("/v1/chat/completions", json=BODY)).status_code == 200
+    assert (await client.get("/health")).status_code == 200
+
+
+async def test_self_critic_counts_its_candidates(make_async_client) -> None:
+    engine = ScriptedEngine(model_name="tiny")
+    client = await make_async_client(engine, max_inflight_sequences=3)
+    response = await client.post("/v1/chat/completions", json={
+        **BODY, "self_critic": {"candidates": 4}})
+    assert response.status_code == 400  # 4 candidates can never fit in 3
+    assert "candidates" in response.json()["error"]["message"]
+
+
+async def test_body_size_limit(make_async_client) -> None:
+    client = await make_async_client(ScriptedEngine(model_name="tiny"), max_body_bytes=2048)
+    big = {"model": "tiny", "messages": [{"role": "user", "content": "x" * 4096}]}
+    response = await client.post("/v1/chat/completions", json=big)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert (await client.post("/v1/chat/completions", json=BODY)).status_code == 200
+
+
+async def test_deadline_aborts_engine_work(make_async_client) -> None:
+    engine = ScriptedEngine(model_name="tiny", token_delay_s=0.5)
+    client = await make_async_client(engine, request_timeout_s=0.2)
+    response = await client.post("/v1/chat/completions", json=BODY)
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "deadline_exceeded"
+    assert engine.aborted and not engine.running
+
+
+async def test_streaming_deadline_ends_with_error_event(make_async_client) -> None:
+    engine = ScriptedEngine(model_name="tiny", token_delay_s=0.5)
+    client = await make_async_client(engine, request_timeout_s=0.2)
+    response = await client.post("/v1/chat/completions", json={**BODY, "stream": True})
+    assert "deadline_exceeded" in response.text and response.text.endswith("data: [DONE]\n\n")
+    assert engine.aborted and not engine.running
+
+
+async def test_engine_death_makes_health_503_and_calls_back(make_async_client) -> None:
+    engine = ScriptedEngine(model_name="tiny")
+    died = asyncio.Event()
+    client = await make_async_client(engine, on_engine_death=died.set)
+    assert (await client.get("/health")).status_code == 200
+    engine.healthy = False
+    await asyncio.wait_for(died.wait(), timeout=5)
+    health = await client.get("/health")
+    assert health.status_code == 503 and health.headers["retry-after"]
+    response = await client.post("/v1/chat/completions", json=BODY)
+    assert response.status_code == 503
+
+
+def test_protected_health_and_metrics(make_client) -> None:
+    client = make_client(api_key=["k1"], protect_health=True)
+    assert client.get("/health").status_code == 401
+    assert client.get("/metrics").status_code == 401
+    auth = {"Authorization": "Bearer k1"}
+    assert client.get("/health", headers=auth).status_code == 200
+    assert client.get("/metrics", headers=auth).status_code == 200
+
+
+def test_cors_and_root_path(make_client) -> None:
+    client = make_client(cors_origins=["https://app.example"], root_path="/llm")
+    preflight = client.options("/v1/chat/completions", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+    assert client.get("/llm/health").status_code == 200

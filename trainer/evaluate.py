@@ -1,0 +1,153 @@
+"""How good a critic is: judge accuracy on held-out pairs, in both orders.
+
+Each pair is judged twice through `critic_loop`'s `PairJudge` (the server's judging
+path), once as given and once swapped, greedily. The report gives accuracy (an invalid
+vote counts as wrong) with a 95% CI over pairs, accuracy per order, position
+consistency, the invalid-verdict rate and how often the judge names Response 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from critic_loop.config import SelfCriticConfig
+from critic_loop.engine import Engine
+from critic_loop.judge_prompt import JudgeMode
+from critic_loop.match import MatchResult
+from critic_loop.pairwise import PairJudge, Pairing
+from trainer.data import PreferencePair
+
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class PairVerdicts:
+    """What the judge said about one pair: the preferred response (1, 2 or None for an
+    invalid vote) as given and when swapped, and the right answer."""
+
+    label: int
+    as_given: int | None
+    swapped: int | None
+    texts: tuple[str, str]
+    probabilities: tuple[float | None, float | None]
+    """Fast mode: the probability given to the right response in each order."""
+
+
+@dataclass(frozen=True)
+class CriticReport:
+    """Judge quality on `pairs` pairs (2 judgments each)."""
+
+    model: str
+    mode: str
+    pairs: int
+    accuracy: float
+    accuracy_ci95: tuple[float, float]
+    accuracy_as_given: float
+    accuracy_swapped: float
+    consistency: float
+    """Share of pairs where both orders gave valid votes for the same response."""
+    consistent_accuracy: float
+    """Share of pairs judged right in both orders."""
+    invalid_rate: float
+    first_position_rate: float
+    """Share of valid votes that named Response 1 (0.5 = no position bias)."""
+    valid_accuracy: float | None
+    """Accuracy over valid votes only (None when every vote was invalid)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        low, high = self.accuracy_ci95
+        return (f"{self.model} [{self.mode}] {self.pairs} pairs × 2 orders: "
+                f"accuracy {self.accuracy:.1%} (95% CI {low:.1%}–{high:.1%}; "
+                f"as given {self.accuracy_as_given:.1%}, swapped {self.accuracy_swapped:.1%}), "
+                f"consistency {self.consistency:.1%}, both right {self.consistent_accuracy:.1%}, "
+                f"invalid {self.invalid_rate:.1%}, says 1 {self.first_position_rate:.1%}")
+
+
+async def judge_pairs(engine: Engine, pairs: Sequence[PreferencePair], *,
+                      mode: JudgeMode | str = JudgeMode.FAST, max_tokens: int = 512,
+                      seed: int = 0, chunk: int = 64) -> list[PairVerdicts]:
+    """Judge every pair in both orders; `chunk` pairs are in flight at once."""
+    config = SelfCriticConfig(judge=mode, comparisons=2, judge_max_tokens=max_tokens,
+                              judge_temperature=0.0, seed=seed)
+    verdicts: list[PairVerdicts] = []
+    for start in range(0, len(pairs), chunk):
+        batch = pairs[start:start + chunk]
+        matches = await asyncio.gather(*(_play(engine, pair, config, start + i, seed)
+                                         for i, pair in enumerate(batch)))
+        verdicts.extend(_verdicts(pair, match) for pair, match in zip(batch, matches, strict=True))
+    return verdicts
+
+
+def score(verdicts: Sequence[PairVerdicts], *, model: str, mode: str) -> CriticReport:
+    """Aggregate pair verdicts into a `CriticReport`."""
+    if not verdicts:
+        raise ValueError("no pairs to score")
+    n = len(verdicts)
+    given = [float(v.as_given == v.label) for v in verdicts]
+    swapped = [float(v.swapped == v.label) for v in verdicts]
+    per_pair = [(a + b) / 2 for a, b in zip(given, swapped, strict=True)]
+    votes = [(said, shown_first) for v in verdicts
+             for said, shown_first in ((v.as_given, 1), (v.swapped, 2))]
+    valid = [(said, first) for said, first in votes if said is not None]
+    right = sum(given) + sum(swapped)
+    accuracy = sum(per_pair) / n
+    return CriticReport(
+        model=model, mode=mode, pairs=n, accuracy=accuracy,
+        accuracy_ci95=mean_ci95(per_pair),
+        accuracy_as_given=sum(given) / n, accuracy_swapped=sum(swapped) / n,
+        consistency=sum(v.as_given is not None and v.as_given == v.swapped
+                        for v in verdicts) / n,
+        consistent_accuracy=sum(a * b for a, b in zip(given, swapped, strict=True)) / n,
+        invalid_rate=1 - len(valid) / len(votes),
+        # a vote names Response 1 when it prefers whichever response was shown first
+        first_position_rate=(sum(said == first for said, first in valid) / len(valid)
+                             if valid else 0.0),
+        valid_accuracy=right / len(valid) if valid else None,
+    )
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Normal-approximation 95% CI of a mean, clipped to [0, 1].
+
+    Per-pair scores are the unit, so the two (correlated) orders of a pair count once.
+
+    >>> mean_ci95([1.0, 0.0, 1.0, 0.0])
+    (0.0, 1.0)
+    >>> mean_ci95([1.0, 1.0])
+    (1.0, 1.0)
+    """
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    half = Z95 * math.sqrt(var / n)
+    return (round(max(0.0, mean - half), 6), round(min(1.0, mean + half), 6))
+
+
+async def _play(engine: Engine, pair: PreferencePair, config: SelfCriticConfig, index: int,
+                seed: int) -> MatchResult:
+    question: Any = pair.question if isinstance(pair.question, str) else list(pair.question)
+    if pair.images:  # images given apart from the question ride along as image parts
+        parts = [{"type": "image", "image": image} for image in pair.images]
+        question = [{"role": "user", "content": [*parts, {"type": "text", "text": question}]}] \
+            if isinstance(question, str) else question
+    judge = PairJudge(engine, question, config, request_id=f"eval-{index}", seed=seed)
+    pairing = Pairing(a=1, b=2, text_a=pair.response_1, text_b=pair.response_2, key=f"p{index}")
+    (match,) = await judge.play([pairing])
+    return match
+
+
+def _verdicts(pair: PreferencePair, match: MatchResult) -> PairVerdicts:
+    # PairJudge alternates orders: judgment 0 shows (1, 2) as given, judgment 1 swaps them.
+    first, second = match.judgments[0], match.judgments[1]
+    return PairVerdicts(
+        label=pair.label, as_given=first.verdict, swapped=second.verdict,
+        texts=(first.text, second.text),
+        probabilities=(first.weight(pair.label) if first.probabilities else None,
+                       second.weight(pair.label) if second.probabilities else None))
