@@ -124,3 +124,16 @@ def test_critique_bad_input(server, body, needle) -> None:
     error = response.json()["error"]
     assert needle in (error["message"] + str(error["param"]))
     assert httpx.get(server.url + "/health").status_code == 200
+
+
+def test_critique_command_against_the_server(server) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "critique", "--question", "What is 2 + 2?",
+         "--response", "4", "--response", "5", "--judge", "fast", "--url", server.url,
+         "--api-key", API_KEY], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["object"] == "critique" and sorted(body["ranking"]) == [0, 1]
