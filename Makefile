@@ -21,4 +21,4 @@ lint: setup
 	.venv/bin/ruff check .
 
 container-check: setup  ## build and run the CPU image with podman (slow; see deploy/README.md)
-	bash scripts/container_check.sh
+	SELFCRITIC_CONTAINER_CHECK=1 bash scripts/container_check.sh

@@ -9,6 +9,7 @@ change to the code rebuilds in seconds instead of reinstalling vLLM and torch.
 from __future__ import annotations
 
 import sys
+
 import tomllib
 
 
