@@ -14,10 +14,22 @@ from collections.abc import Mapping
 _BOXED = re.compile(r"\\boxed\s*\{")
 _LONE_DIGIT = re.compile(r"(?<![\d.])([12])(?![\d.])")
 _STATED = re.compile(
-    r"(?:response|answer|option)\s*(?:#|no\.?|number)?\s*\**\s*([12])\b\**\s*"
-    r"(?:is|was|seems|appears)\s+(?:the\s+)?(?:better|best|superior|more\s+\w+|correct)",
+    r"(?:response|answer|option)\s*(?:#|no\.?|number)?\s*\**\s*([12])\b\**\)?\s*"
+    r"(?:is|was|seems|appears)\s+(?:the\s+|a\s+)?(?:better|best|superior|more\s+\w+|correct)",
     re.IGNORECASE,
 )
+_STATED_ORDINAL = re.compile(
+    r"\b(first|second)\s+(?:response|answer|one)\s+(?:is|was|seems|appears)\s+(?:the\s+|a\s+)?"
+    r"(?:better|best|superior|more\b|correct)", re.IGNORECASE)
+_ANSWER_IS = re.compile(
+    r"\b(?:answer|choice|response)\b[^.\n]{0,80}?\bis:?[ \t]*\**(?:response[ \t]*)?([12])\**"
+    r"[ \t]*[.!]?[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_LEADING = re.compile(r"^\s*\**([12])\**\.?[ \t]*(?:\n|$)")
+_CONDITIONAL = re.compile(r"(?:\\boxed\s*\{\s*[12]\s*\}\s*)?\bif\s+response\s*[12]\s+is\s+better",
+                          re.IGNORECASE)
+"""The prompt's own instruction ("Answer \\boxed{1} if Response 1 is better, ...") echoed back."""
+_REVISION = re.compile(r"\b(?:no,?\s+wait|wait|actually|on\s+(?:second\s+thought|reflection)|"
+                       r"correction|i\s+mean)\b", re.IGNORECASE)
 _BARE = re.compile(r"^\W*(?:response\s*)?([12])\W*$", re.IGNORECASE)
 _FORMAT = re.compile(r"<think>.*</think>.*\\boxed\{.*\}.*", re.DOTALL)
 
@@ -72,6 +84,7 @@ def parse_verdict(text: str) -> int | None:
     >>> parse_verdict("Both are fine.") is None
     True
     """
+    text = _CONDITIONAL.sub(" ", text)
     for content in reversed(boxed_contents(text)):
         verdict = verdict_from_box(content)
         if verdict is not None:
@@ -81,8 +94,20 @@ def parse_verdict(text: str) -> int | None:
     bare = _BARE.match(text.strip())
     if bare:
         return int(bare.group(1))
-    stated = _STATED.findall(text)
-    return int(stated[-1]) if stated else None
+    stated = sorted(
+        [(m.start(), int(m.group(1))) for m in _STATED.finditer(text)]
+        + [(m.start(), 1 if m.group(1).lower() == "first" else 2)
+           for m in _STATED_ORDINAL.finditer(text)]
+        + [(m.start(1), int(m.group(1))) for m in _ANSWER_IS.finditer(text)])
+    leading = _LEADING.match(text)
+    if leading:  # the single digit asked for, then more text that must not contradict it
+        stated.insert(0, (leading.start(1), int(leading.group(1))))
+    if not stated:
+        return None
+    last_at, last = stated[-1]
+    if any(v != last for _, v in stated) and not _REVISION.search(text, 0, last_at):
+        return None  # it names both responses and never says it changed its mind
+    return last
 
 
 def follows_reason_format(text: str) -> bool:

@@ -20,41 +20,9 @@ from critic_loop.verdict import parse_verdict
 
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "data" / "verdicts"
 
+# Fixed by the parser's sentence rules (answer-is, leading digit, ordinals, stated forms,
+# the echoed instruction): 58 records that were misread before are now read as labelled.
 PARSER_GAPS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "answer_is": (
-        "no box: 'The answer is 2.', 'The correct answer is 1.', '... is Response 2.' are read "
-        "as invalid votes (_STATED only accepts 'Response N is better'-style sentences)",
-        ("p01-ab-fast-free-t0", "p01-ba-fast-free-t0", "p02-ab-fast-free-t0",
-         "p02-ba-fast-free-t0", "p05-ab-reason-t0", "p05-ab-fast-free-t0", "p05-ba-reason-t0",
-         "p06-ba-fast-free-t0", "p08-ab-fast-free-t0", "p08-ba-fast-free-t0",
-         "p09-ba-fast-free-t0", "p11-ab-fast-free-t0", "p11-ba-fast-free-t0",
-         "p12-ab-fast-free-t0", "p12-ba-fast-free-t0", "p14-ab-reason-t0", "p14-ba-reason-t0",
-         "p15-ab-fast-free-t0", "p15-ba-fast-free-t0", "p16-ab-fast-free-t0",
-         "p16-ba-fast-free-t0", "p25-ab-reason-t0", "p27-ab-fast-free-t0",
-         "p27-ba-fast-free-t0", "p29-ab-fast-free-t1", "p31-ab-fast-free-t0",
-         "p33-ba-fast-free-t0", "p34-ab-reason-t1", "p34-ba-reason-t0", "p35-ab-fast-free-t0",
-         "p35-ba-fast-free-t0", "p36-ab-fast-free-t0", "p36-ba-fast-free-t0",
-         "p39-ab-reason-t0", "p39-ab-fast-free-t0", "p39-ba-fast-free-t0")),
-    "leading_digit": (
-        "the single digit asked for on its own first line, then more text ('1\\n\\nThe answer "
-        "is 1') is read as an invalid vote (_BARE needs the digit alone)",
-        ("p05-ba-fast-free-t0", "p07-ab-fast-free-t0", "p07-ba-fast-free-t0",
-         "p11-ba-fast-free-t1", "p13-ab-fast-free-t0", "p13-ba-fast-free-t0",
-         "p17-ba-fast-free-t1", "p19-ab-fast-free-t0", "p19-ba-fast-free-t0",
-         "p24-ab-fast-free-t0", "p24-ba-fast-free-t0", "p28-ba-fast-free-t0",
-         "p32-ab-fast-free-t0", "p32-ba-fast-free-t0", "p34-ba-fast-free-t0",
-         "p37-ab-reason-t1", "p37-ab-fast-free-t0", "p37-ba-fast-free-t0")),
-    "ordinal": (
-        "'the second response is more accurate' (an ordinal, no digit) is an invalid vote",
-        ("p12-ab-reason-t0.8",)),
-    "stated_form": (
-        "'Response 1 is a more proper answer', '(Response 2) is superior': the article and the "
-        "closing parenthesis defeat _STATED",
-        ("p38-ab-reason-t1", "p39-ab-reason-t0.8")),
-    "instruction_echo": (
-        "the judge echoed the prompt's 'Answer \\boxed{1} if Response 1 is better, or "
-        "\\boxed{2} if Response 2 is better.'; the last box reads as a vote for 2",
-        ("p17-ba-reason-t0",)),
     "last_box": (
         "a garbled format echo with contradicting boxes (\\boxed{2} then \\boxed{1}); the "
         "last-box rule of DESIGN §4 reads it as a vote for 1",
