@@ -12,7 +12,7 @@ serve: setup  ## set up, then serve the default model on http://127.0.0.1:8000
 
 test: setup  ## set up, then run lint and every test (unit + real-engine integration)
 	.venv/bin/ruff check .
-	.venv/bin/pytest $(ARGS)
+	OMP_WAIT_POLICY=PASSIVE .venv/bin/pytest $(ARGS)
 
 test-fast: setup  ## unit tests only (no vLLM server)
 	.venv/bin/pytest -m "not integration" $(ARGS)

@@ -20,6 +20,9 @@ logger = logging.getLogger("selfcritic")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["train"], ["eval"]):  # their own parsers, --help included
+        return _run_trainer(argparse.Namespace(command=argv[0], rest=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,11 @@ class MetricsLogger(TrainerCallback):
             f.write(json.dumps(record, default=_jsonable) + "\n")
         shown = " ".join(f"{short}={logs[key]:.4g}" for key, short in CONSOLE_KEYS.items()
                          if _finite(logs.get(key)))
-        logger.info("step %d/%d %s", state.global_step, state.max_steps, shown)
+        if shown:
+            logger.info("step %d/%d %s", state.global_step, state.max_steps, shown)
+        elif _finite(logs.get("train_runtime")):
+            logger.info("training stopped at step %d/%d after %.0f s", state.global_step,
+                        state.max_steps, logs["train_runtime"])
 
 
 def _finite(value: Any) -> bool:
@@ -75,3 +80,31 @@ def _finite(value: Any) -> bool:
 
 def _jsonable(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else str(value)
+
+
+class QuietProgress(ProgressCallback):
+    """The progress bar without its dump of every log dict to stdout: `MetricsLogger`
+    already reports each step, and stdout stays free for the CLI's result."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+               **kwargs: Any) -> None:
+        return None
+
+
+class TimeBudget(TrainerCallback):
+    """Stops training (with a checkpoint) once `minutes` of wall time have passed, so a
+    run on a slow or shared machine ends on time with whatever steps it managed."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60
+        self._started = time.monotonic()
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._started = time.monotonic()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if time.monotonic() - self._started >= self.seconds:
+            logger.info("time budget of %.0f min reached at step %d; stopping",
+                        self.seconds / 60, state.global_step)
+            control.should_training_stop = True
+            control.should_save = True

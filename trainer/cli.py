@@ -14,6 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trainer.data import PreferencePair
+    from trainer.evaluate import CriticReport, PairVerdicts
+    from trainer.recipe import Recipe
 
 logger = logging.getLogger("selfcritic.trainer")
 
@@ -30,6 +36,10 @@ recipe fields (each settable in the YAML file or with --set key=value):
 
 def train_main(argv: Sequence[str] | None = None) -> int:
     """`selfcritic train RECIPE.yaml [--set key=value ...]`."""
+    # Idle OpenMP threads spin by default; on a small shared CPU two spinning processes
+    # slow each other ~10x. Passive waiting costs nothing when the machine is quiet. It
+    # only takes effect if torch is not imported yet, hence here and first.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from trainer.recipe import RecipeError, describe_fields, load_recipe
 
     parser = argparse.ArgumentParser(
@@ -78,7 +88,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     critic = sub.add_parser(
         "critic", help="judge accuracy on preference pairs",
         description="Judge every pair in both orders (greedy) on the vLLM engine; report "
-                    "accuracy with a 95%% CI, per-order accuracy, position consistency "
+                    "accuracy with a 95% CI, per-order accuracy, position consistency "
                     "and the invalid-verdict rate.")
     critic.add_argument("--model", default=os.environ.get("SELFCRITIC_MODEL", "default"),
                         help="'default' or a model directory [env SELFCRITIC_MODEL]")
@@ -115,7 +125,8 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-async def _evaluate_on_vllm(args: argparse.Namespace, pairs: list):  # noqa: ANN202
+async def _evaluate_on_vllm(args: argparse.Namespace, pairs: list[PreferencePair]
+                            ) -> tuple[CriticReport, list[PairVerdicts]]:
     from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
     from critic_loop.model_store import resolve_model
     from trainer.evaluate import judge_pairs, score
@@ -132,7 +143,7 @@ async def _evaluate_on_vllm(args: argparse.Namespace, pairs: list):  # noqa: ANN
     return score(verdicts, model=str(args.model), mode=args.judge), verdicts
 
 
-def _export_only(recipe) -> int:  # noqa: ANN001
+def _export_only(recipe: Recipe) -> int:
     from critic_loop.model_store import resolve_model
     from trainer.export import export_checkpoint
     from trainer.train import last_complete_checkpoint

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from critic_loop.judge_prompt import JudgeMode, judge_messages, question_text
+from critic_loop.judge_prompt import JudgeMode, judge_messages
+from trainer.rewards import completion_text
 
 logger = logging.getLogger(__name__)
 
@@ -111,13 +112,15 @@ def judge_prompt(pair: PreferencePair, mode: JudgeMode | str = JudgeMode.REASON
     return messages, images
 
 
-def to_grpo_dataset(pairs: Sequence[PreferencePair]) -> Any:
+def to_grpo_dataset(pairs: Sequence[PreferencePair],
+                    mode: JudgeMode | str = JudgeMode.REASON) -> Any:
     """A `datasets.Dataset` with a conversational `prompt`, a `label` and maybe `images`."""
-    from datasets import Dataset, Image, Sequence as SequenceFeature  # noqa: N813
+    from datasets import Dataset, Image
+    from datasets import Sequence as SequenceFeature
 
     rows = []
     for pair in pairs:
-        prompt, images = judge_prompt(pair, JudgeMode.REASON)
+        prompt, images = judge_prompt(pair, mode)
         rows.append({"prompt": prompt, "label": pair.label, "images": images})
     if not any(row["images"] for row in rows):
         return Dataset.from_list([{k: v for k, v in r.items() if k != "images"} for r in rows])
@@ -206,7 +209,8 @@ def _response(row: dict[str, Any], name: str) -> str:
     value = row.get(name)
     if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
         # conversational preference data: the response is the assistant turn(s)
-        value = question_text([m for m in value if m.get("role", "assistant") == "assistant"])
+        value = "\n".join(completion_text([m]) for m in value
+                          if m.get("role", "assistant") == "assistant")
     if not isinstance(value, str) or not value.strip():
         raise DataError(f"field {name!r} must be a non-empty string, got {_show(value)}")
     return value

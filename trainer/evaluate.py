@@ -18,7 +18,7 @@ from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Engine
 from critic_loop.judge_prompt import JudgeMode
 from critic_loop.match import MatchResult
-from critic_loop.pairwise import PairJudge, Pairing
+from critic_loop.pairwise import Pairing, PairJudge
 from trainer.data import PreferencePair
 
 Z95 = 1.959964

@@ -45,6 +45,7 @@ def export_model(model: Any, tokenizer: Any, out_dir: str | Path, *,
         record = {"format": "selfcritic-critic/1", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "dtype": "bfloat16", **metadata}
         (staging / METADATA_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        _make_readable(staging)
         _swap_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -87,6 +88,16 @@ def _check_complete(staging: Path, tokenizer: Any) -> None:
         raise RuntimeError("export wrote no safetensors weights")
     if not tokenizer.chat_template:
         raise RuntimeError("the tokenizer has no chat template; the server could not judge")
+
+
+def _make_readable(root: Path) -> None:
+    """mkdtemp makes a private (0700) directory; give the export ordinary permissions so a
+    server running as another user (e.g. in a container) can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    root.chmod(0o777 & ~umask)
+    for path in root.iterdir():
+        path.chmod(0o666 & ~umask)
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:

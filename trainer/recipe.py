@@ -40,6 +40,9 @@ class Recipe:
     max_train_pairs: int | None = _f(None, "use only the first N pairs (None: all)")
     skip_invalid: bool = _f(False, "skip (and count) bad rows instead of failing")
     seed: int = _f(0, "seed for data ordering, sampling and initialisation")
+    judge_mode: str = _f("reason", "judge prompt trained: 'reason' (think, then \\boxed{}; the "
+                         "paper's) or 'fast' (a single digit: use max_completion_length 1)",
+                         ("reason", "fast"))
     # -- rewards ---------------------------------------------------------------------
     rewards: list[str] = _f(["preference", "format"], "reward functions by name",
                             tuple(REWARDS))
@@ -51,6 +54,7 @@ class Recipe:
     num_iterations: int = _f(1, "optimisation passes over each generated batch (GRPO's μ)")
     max_steps: int = _f(-1, "optimiser steps (-1: run num_train_epochs)")
     num_train_epochs: float = _f(1.0, "passes over the data when max_steps is -1")
+    max_minutes: float | None = _f(None, "stop (and checkpoint) after this much wall time")
     learning_rate: float = _f(1e-6, "AdamW learning rate")
     lr_scheduler_type: str = _f("constant", "learning-rate schedule",
                                 ("constant", "linear", "cosine", "constant_with_warmup"))
@@ -69,6 +73,7 @@ class Recipe:
     bf16: bool = _f(True, "train in bfloat16 mixed precision")
     use_cpu: bool = _f(False, "train on the CPU even if an accelerator is present")
     gradient_checkpointing: bool = _f(False, "recompute activations to save memory")
+    cpu_threads: int | None = _f(None, "torch threads on the CPU (None: torch's default)")
     use_vllm: bool = _f(False, "generate rollouts with vLLM (GPU)")
     vllm_mode: str = _f("colocate", "vLLM beside the trainer or as a server", ("colocate", "server"))
     vllm_gpu_memory_utilization: float = _f(0.3, "GPU memory share for colocated vLLM")

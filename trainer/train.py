@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from critic_loop.model_store import resolve_model
-from trainer.callbacks import MetricsLogger
+from trainer.callbacks import MetricsLogger, QuietProgress, TimeBudget
 from trainer.data import load_pairs, to_grpo_dataset
 from trainer.export import export_model
 from trainer.recipe import Recipe
@@ -92,8 +92,12 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
 
 def train(recipe: Recipe) -> TrainResult:
     """Train a critic as `recipe` says and export it; resumes when a checkpoint exists."""
+    import torch
+    from transformers.trainer_callback import ProgressCallback
     from trl import GRPOTrainer
 
+    if recipe.cpu_threads:
+        torch.set_num_threads(recipe.cpu_threads)
     output_dir = Path(recipe.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     log_handler = _attach_log_file(output_dir / "train.log")
@@ -102,11 +106,16 @@ def train(recipe: Recipe) -> TrainResult:
         base = resolve_model(recipe.model)
         loaded = load_pairs(recipe.train_data, seed=recipe.seed, skip_invalid=recipe.skip_invalid)
         pairs = loaded.pairs[: recipe.max_train_pairs] if recipe.max_train_pairs else loaded.pairs
-        dataset = to_grpo_dataset(pairs)
+        dataset = to_grpo_dataset(pairs, recipe.judge_mode)
         metrics = MetricsLogger(output_dir / "metrics.jsonl")
+        callbacks: list[Any] = [metrics]
+        if recipe.max_minutes:
+            callbacks.append(TimeBudget(recipe.max_minutes))
         trainer = GRPOTrainer(model=str(base.path), reward_funcs=get_rewards(recipe.rewards),
                               args=grpo_config(recipe), train_dataset=dataset,
-                              peft_config=lora_config(recipe), callbacks=[metrics])
+                              peft_config=lora_config(recipe), callbacks=callbacks)
+        if trainer.pop_callback(ProgressCallback) is not None:
+            trainer.add_callback(QuietProgress)
         resume = last_complete_checkpoint(output_dir) if recipe.resume else None
         if resume is not None:
             logger.info("Resuming from %s", resume)

@@ -1,0 +1,80 @@
+"""Critic evaluation against the Engine protocol, on scripted judges with known behaviour."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from critic_loop.engine import Completion, GenerationRequest
+from critic_loop.engines.scripted import ScriptedEngine
+from trainer.data import PreferencePair
+from trainer.evaluate import judge_pairs, mean_ci95, score
+
+PAIRS = [PreferencePair(f"What is {i} + 1?", f"{i + 1}.", f"{i + 2}.", 1) for i in range(10)]
+PAIRS += [p.swapped() for p in PAIRS]  # labels balanced: 10 × 1, 10 × 2
+_RESPONSES = re.compile(r"\[Response 1\]\n(.*?)\n\n\[Response 2\]\n(.*?)\n\n", re.DOTALL)
+
+
+def oracle(request: GenerationRequest, index: int) -> str:
+    """A perfect judge: picks the response equal to i + 1."""
+    question = int(re.search(r"What is (\d+) \+ 1", request.prompt).group(1))
+    first, _ = _RESPONSES.search(request.prompt).groups()
+    right = "1" if first == f"{question + 1}." else "2"
+    return right if request.sampling.choices else f"<think>sum</think> \\boxed{{{right}}}"
+
+
+def always_first(request: GenerationRequest, index: int) -> str:
+    return "1" if request.sampling.choices else "\\boxed{1}"
+
+
+def rambler(request: GenerationRequest, index: int) -> str:
+    return "I cannot decide."
+
+
+async def test_perfect_judge_in_both_modes() -> None:
+    for mode in ("fast", "reason"):
+        engine = ScriptedEngine(oracle)
+        report = score(await judge_pairs(engine, PAIRS, mode=mode, chunk=7), model="o", mode=mode)
+        assert report.accuracy == 1.0 and report.consistency == 1.0
+        assert report.invalid_rate == 0.0 and report.first_position_rate == 0.5
+        assert report.accuracy_ci95 == (1.0, 1.0)
+        sent = [r for call in engine.generate_calls for r in call]
+        assert len(sent) == 2 * len(PAIRS)  # both orders, nothing else
+        if mode == "fast":
+            assert all(r.sampling.max_tokens == 1 and r.sampling.choices == ("1", "2")
+                       for r in sent)
+        assert all(r.sampling.temperature == 0.0 for r in sent)  # greedy, as the paper
+
+
+async def test_position_biased_judge_is_half_right_and_never_consistent() -> None:
+    verdicts = await judge_pairs(ScriptedEngine(always_first), PAIRS, mode="fast")
+    report = score(verdicts, model="b", mode="fast")
+    assert report.accuracy == 0.5 and report.consistency == 0.0
+    assert report.accuracy_as_given == 0.5 and report.accuracy_swapped == 0.5
+    assert report.first_position_rate == 1.0 and report.consistent_accuracy == 0.0
+
+
+async def test_invalid_votes_count_as_wrong_and_are_reported() -> None:
+    report = score(await judge_pairs(ScriptedEngine(rambler), PAIRS, mode="reason"),
+                   model="r", mode="reason")
+    assert report.accuracy == 0.0 and report.invalid_rate == 1.0
+    assert report.valid_accuracy is None
+    assert "invalid 100.0%" in report.summary()
+
+
+async def test_fast_mode_reports_the_probability_of_the_right_response() -> None:
+    def unsure(request: GenerationRequest, index: int) -> Completion:
+        logprobs = {"1": math.log(0.7), "2": math.log(0.3)}
+        return Completion(0, "1", 1, "length", choice_logprobs=logprobs)
+
+    verdicts = await judge_pairs(ScriptedEngine(unsure), PAIRS[:1], mode="fast")
+    assert verdicts[0].as_given == 1 and verdicts[0].swapped == 2
+    assert verdicts[0].probabilities == pytest.approx((0.7, 0.3))
+
+
+def test_confidence_interval_narrows_with_more_pairs() -> None:
+    low_10, high_10 = mean_ci95([1.0, 0.0] * 5)
+    low_100, high_100 = mean_ci95([1.0, 0.0] * 50)
+    assert low_10 < low_100 < 0.5 < high_100 < high_10
