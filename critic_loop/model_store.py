@@ -87,7 +87,7 @@ def materialise_default_model(home: Path) -> Path:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
         try:
             _convert_gguf(gguf, staging)
-            _make_readable(staging)
+            make_readable(staging)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(staging, target)
@@ -97,11 +97,15 @@ def materialise_default_model(home: Path) -> Path:
     return target
 
 
-def _make_readable(directory: Path) -> None:
-    """mkdtemp and safetensors create owner-only files; a container user must read them."""
-    directory.chmod(0o755)
-    for path in directory.iterdir():
-        path.chmod(0o644)
+def make_readable(root: Path) -> None:
+    """mkdtemp makes a private (0700) directory and safetensors owner-only files; give a
+    model directory ordinary permissions (under the umask) so a server running as another
+    user (e.g. in a container) can read it. Shared with the trainer's export."""
+    umask = os.umask(0)
+    os.umask(umask)
+    root.chmod(0o777 & ~umask)
+    for path in root.iterdir():
+        path.chmod(0o666 & ~umask)
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:

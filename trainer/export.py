@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from critic_loop.model_store import make_readable
+
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "selfcritic-export.json"
@@ -45,7 +47,7 @@ def export_model(model: Any, tokenizer: Any, out_dir: str | Path, *,
         record = {"format": "selfcritic-critic/1", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "dtype": "bfloat16", **metadata}
         (staging / METADATA_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
-        _make_readable(staging)
+        make_readable(staging)
         _swap_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -88,16 +90,6 @@ def _check_complete(staging: Path, tokenizer: Any) -> None:
         raise RuntimeError("export wrote no safetensors weights")
     if not tokenizer.chat_template:
         raise RuntimeError("the tokenizer has no chat template; the server could not judge")
-
-
-def _make_readable(root: Path) -> None:
-    """mkdtemp makes a private (0700) directory; give the export ordinary permissions so a
-    server running as another user (e.g. in a container) can read it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    root.chmod(0o777 & ~umask)
-    for path in root.iterdir():
-        path.chmod(0o666 & ~umask)
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:
