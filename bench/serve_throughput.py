@@ -8,7 +8,7 @@ servers stay up for the whole run and are measured alternately — level by leve
 flipped each round — so a shared machine's changing load falls on both alike. Output tokens
 are counted from each response's `usage`.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/serve_throughput.py            # eager, 2 rounds
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/serve_throughput.py            # eager, 3 rounds
     HF_HUB_OFFLINE=1 .venv/bin/python bench/serve_throughput.py --compiled --rounds 3
 """
 
@@ -101,7 +101,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="Concurrency levels (closed loop: each client sends back to back).")
     parser.add_argument("--requests-per-client", type=int, default=3,
                         help="Requests per level and round = concurrency x this (at least 6).")
-    parser.add_argument("--rounds", type=int, default=2,
+    parser.add_argument("--rounds", type=int, default=3,
                         help="Rounds; each measures every level on both servers, order flipped.")
     parser.add_argument("--max-tokens", type=int, default=128, help="max_tokens of every request.")
     parser.add_argument("--temperature", type=float, default=0.8)
