@@ -269,24 +269,24 @@ async def run_http(args: argparse.Namespace, servers: Sequence[Server]) -> dict[
 
 
 # -- summaries --------------------------------------------------------------------------------
-def median_of(runs: Sequence[dict[str, Any]], *path: str) -> float:
+def figures(runs: Sequence[dict[str, Any]], *path: str) -> list[Any]:
+    """One figure, found by its key path, from every repeat."""
     values = []
     for run in runs:
         value: Any = run
         for key in path:
             value = value[key]
         values.append(value)
-    return round(statistics.median(values), 3)
+    return values
+
+
+def median_of(runs: Sequence[dict[str, Any]], *path: str) -> float:
+    return round(statistics.median(figures(runs, *path)), 3)
 
 
 def spread(runs: Sequence[dict[str, Any]], *path: str) -> list[float]:
     """[min, max] of a figure over the repeats."""
-    values = []
-    for run in runs:
-        value: Any = run
-        for key in path:
-            value = value[key]
-        values.append(value)
+    values = figures(runs, *path)
     return [round(min(values), 3), round(max(values), 3)]
 
 
