@@ -78,6 +78,8 @@ class GenerationResult:
     request_id: str
     prompt_tokens: int
     completions: tuple[Completion, ...]
+    cached_tokens: int = 0
+    """Prompt tokens the engine's prefix cache served without computing them."""
 
     @property
     def completion_tokens(self) -> int:

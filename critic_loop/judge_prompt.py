@@ -36,10 +36,13 @@ REASON_SUFFIX = (
 )
 """The paper's suffix, verbatim, followed by what the box must hold."""
 
-FAST_SUFFIX = (
-    "Which response is better? Answer with a single digit: 1 if Response 1 is better, "
-    "2 if Response 2 is better."
+FAST_ASK = (
+    "Answer with a single digit: 1 if Response 1 is better, 2 if Response 2 is better."
 )
+"""Fast mode's ask. It comes before the question, not after the responses: everything up
+to the first response is then the same for every judgment of one question, so the
+engine's prefix cache prefills it once per request, and nothing but the chat template's
+end-of-turn follows the second response."""
 
 VERDICT_CHOICES: tuple[str, str] = ("1", "2")
 """The tokens a fast judgment chooses between, in response order."""
@@ -78,15 +81,27 @@ def question_images(question: str | Sequence[Message]) -> list[dict[str, Any]]:
 
 def judge_text(question: str | Sequence[Message], response_1: str, response_2: str,
                mode: JudgeMode | str) -> str:
-    """The judge's user-turn text for one ordering of two responses."""
-    suffix = REASON_SUFFIX if JudgeMode(mode) is JudgeMode.REASON else FAST_SUFFIX
-    return (
-        f"{JUDGE_INSTRUCTION}\n\n"
-        f"[Question]\n{question_text(question)}\n\n"
-        f"[Response 1]\n{response_1}\n\n"
-        f"[Response 2]\n{response_2}\n\n"
-        f"{suffix}"
-    )
+    """The judge's user-turn text for one ordering of two responses.
+
+    Fixed text first, then the question, then the responses: the part before
+    "[Response 1]" is byte-identical for every judgment of one question, which is what
+    a prefix cache reuses. Reason mode ends with the paper's suffix, after the responses,
+    as LLaVA-Critic-R1 appends it; fast mode puts its ask in front (`FAST_ASK`).
+    """
+    return judge_prefix(question, mode) + judge_responses(response_1, response_2, mode)
+
+
+def judge_prefix(question: str | Sequence[Message], mode: JudgeMode | str) -> str:
+    """What every judgment of `question` in `mode` starts with: the shared, cacheable part."""
+    head = JUDGE_INSTRUCTION if JudgeMode(mode) is JudgeMode.REASON \
+        else f"{JUDGE_INSTRUCTION} {FAST_ASK}"
+    return f"{head}\n\n[Question]\n{question_text(question)}\n\n"
+
+
+def judge_responses(response_1: str, response_2: str, mode: JudgeMode | str) -> str:
+    """The part that differs between judgments: the two responses (and reason's suffix)."""
+    body = f"[Response 1]\n{response_1}\n\n[Response 2]\n{response_2}"
+    return f"{body}\n\n{REASON_SUFFIX}" if JudgeMode(mode) is JudgeMode.REASON else body
 
 
 def judge_messages(question: str | Sequence[Message], response_1: str, response_2: str,

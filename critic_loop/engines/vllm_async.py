@@ -50,6 +50,8 @@ class EngineConfig:
     max_num_seqs: int = 64
     gpu_memory_utilization: float = 0.9
     disable_log_stats: bool = False
+    block_size: int | None = None
+    """KV-cache block: the prefix cache's granularity. None: vLLM's (128 on a CPU)."""
     kv_cache_gib: float | None = None
     """KV-cache size. None: vLLM's own sizing on GPU, 2 GiB on CPU (where vLLM would
     otherwise reserve a share of all RAM and refuse to start if other processes use it)."""
@@ -86,17 +88,21 @@ class VLLMEngine:
         """Start the engine (blocking: ~25 s eager, ~75 s compiled on a small CPU)."""
         from transformers import AutoTokenizer
 
+        from critic_loop.dtype_policy import resolve_dtype
+
+        dtype = resolve_dtype(config.dtype, config.model, on_cpu=_on_cpu()).dtype
         args = AsyncEngineArgs(
             model=config.model,
             served_model_name=[config.served_name],
             max_model_len=config.max_model_len,
-            dtype=config.dtype,
+            dtype=dtype,
             enforce_eager=config.enforce_eager,
             seed=config.seed,
             max_num_seqs=config.max_num_seqs,
             gpu_memory_utilization=config.gpu_memory_utilization,
             disable_log_stats=config.disable_log_stats,
             kv_cache_memory_bytes=config.kv_cache_bytes(),
+            block_size=config.block_size,
             **config.scheduling_args(),
         )
         logger.info("Starting vLLM on %s (eager=%s)", config.model, config.enforce_eager)
@@ -173,7 +179,8 @@ class VLLMEngine:
         )
         if _is_greedy(request):  # vLLM refuses n>1 when greedy; every sample is the same
             completions = tuple(replace(completions[0], index=i) for i in range(request.n))
-        return GenerationResult(request.request_id, len(prompt_ids), completions)
+        return GenerationResult(request.request_id, len(prompt_ids), completions,
+                                cached_tokens=final.num_cached_tokens or 0)
 
     async def _outputs(self, prompt_ids: list[int], params: SamplingParams,
                        request_id: str) -> AsyncIterator[Any]:

@@ -31,7 +31,10 @@ def responses_in(prompt: str) -> tuple[str, str]:
     """The two response texts of a rendered judge prompt (texts without blank lines)."""
     one = prompt.index(_R1) + len(_R1)
     two = prompt.index(_R2) + len(_R2)
-    return prompt[one:prompt.index("\n\n", one)], prompt[two:prompt.index("\n\n", two)]
+    # Response 2 ends at a blank line (reason mode's suffix), else at the end of the
+    # user turn (fast mode): a rendered "\n<|assistant|>" or the end of the text
+    ends = [i for i in (prompt.find("\n\n", two), prompt.find("\n<|", two)) if i >= 0]
+    return prompt[one:prompt.index("\n\n", one)], prompt[two:min(ends, default=None)]
 
 
 def quality_judge(best: str, p: float) -> PreferFirst:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from critic_loop.judge_prompt import (
-    FAST_SUFFIX,
+    FAST_ASK,
+    JUDGE_INSTRUCTION,
     REASON_SUFFIX,
     JudgeMode,
     judge_messages,
+    judge_prefix,
     judge_text,
     question_images,
     question_text,
@@ -27,9 +29,25 @@ def test_reason_prompt_holds_question_responses_and_the_paper_suffix() -> None:
     assert "MUST BE enclosed within <think> </think> tags" in text
 
 
-def test_fast_prompt_asks_for_a_digit() -> None:
+def test_fast_prompt_asks_for_a_digit_before_the_question_and_ends_on_response_2() -> None:
     text = judge_text("Q", "a", "b", JudgeMode.FAST)
-    assert text.endswith(FAST_SUFFIX) and "\\boxed" not in text
+    assert "\\boxed" not in text
+    assert text.index(FAST_ASK) < text.index("[Question]\nQ") < text.index("[Response 1]\na")
+    assert text.endswith("[Response 2]\nb")
+
+
+@pytest.mark.parametrize("mode", ["fast", "reason"])
+def test_every_judgment_of_one_question_shares_its_prefix_byte_for_byte(mode: str) -> None:
+    """The prefix cache reuses only an identical prefix: all that precedes the responses
+    (instruction, ask, question) must be the same text for every pair and order."""
+    question = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "What is 12 * 12?"}]
+    candidates = ["144", "It is 124.", "12 * 12 = 144, so the answer is 144.", ""]
+    texts = [judge_text(question, x, y, mode) for x in candidates for y in candidates if x != y]
+    prefix = judge_prefix(question, mode)
+    assert all(t.startswith(prefix) for t in texts)
+    assert all(t[len(prefix):].startswith("[Response 1]\n") for t in texts)
+    assert "What is 12 * 12?" in prefix and JUDGE_INSTRUCTION in prefix
 
 
 def test_swapping_responses_swaps_only_them() -> None:

@@ -14,7 +14,8 @@ from trainer.evaluate import judge_pairs, mean_ci95, score
 
 PAIRS = [PreferencePair(f"What is {i} + 1?", f"{i + 1}.", f"{i + 2}.", 1) for i in range(10)]
 PAIRS += [p.swapped() for p in PAIRS]  # labels balanced: 10 × 1, 10 × 2
-_RESPONSES = re.compile(r"\[Response 1\]\n(.*?)\n\n\[Response 2\]\n(.*?)\n\n", re.DOTALL)
+# Reason mode has its suffix after the responses; fast mode ends with the second one.
+_RESPONSES = re.compile(r"\[Response 1\]\n(.*?)\n\n\[Response 2\]\n(.*?)(?:\n\n|$)", re.DOTALL)
 
 
 def oracle(request: GenerationRequest, index: int) -> str:
