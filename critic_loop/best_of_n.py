@@ -2,14 +2,15 @@
 
 `best_of_n` is what a chat completion with `self_critic` runs: one engine request with
 n=N for the candidates, then the knockout (`critic_loop.tournament`), and the candidates
-come back in rank order with a report of what it cost.
+come back in rank order with a report of what it cost. With `merge="answer"` the knockout
+is over distinct answers (`critic_loop.entrants`) once every candidate has finished.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import (
@@ -21,9 +22,10 @@ from critic_loop.engine import (
     Message,
     SamplingOptions,
 )
+from critic_loop.entrants import Draw
 from critic_loop.pairwise import PairJudge
 from critic_loop.report import SelfCriticReport, TokenUsage
-from critic_loop.tournament import Bracket, draw_seed, play_rounds
+from critic_loop.tournament import Bracket, KnockoutResult, draw_seed, play_rounds
 
 logger = logging.getLogger(__name__)
 
@@ -57,23 +59,34 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
     awaiting task cancels them.
     """
     seed = draw_seed(config.seed)
-    bracket = Bracket.build(config.candidates, seed)
+    notes: tuple[str, ...] = ()
+    if config.merge == "answer" and config.schedule == "pipelined":
+        # Entrants and their vote counts exist only once every candidate has finished.
+        config = replace(config, schedule="rounds")
+        notes = ("merge 'answer' needs every candidate finished, so the bracket ran as "
+                 "'rounds' instead of 'pipelined'",)
     judge = PairJudge(engine, question, config, request_id=request_id, seed=seed)
     request = GenerationRequest(f"{request_id}-cand", prompt, sampling, n=config.candidates)
+    knockout: KnockoutResult
     if config.schedule == "pipelined":
         from critic_loop.pipeline import play_pipelined
 
-        result, knockout = await play_pipelined(engine, request, bracket, judge)
+        result, knockout = await play_pipelined(
+            engine, request, Bracket.build(config.candidates, seed), judge)
         completions = _check_candidates(result, config.candidates)
     else:
         [result] = await engine.generate([request])
         completions = _check_candidates(result, config.candidates)
-        knockout = await play_rounds(bracket, judge, [c.text for c in completions])
+        texts = [c.text for c in completions]
+        draw = (Draw.of_answers(completions, config.answer_format, config.answer_pattern)
+                if config.merge == "answer" else Draw.of_texts(texts))
+        knockout = await play_rounds(Bracket.build(len(draw.slots), seed), judge, texts, draw)
     report = SelfCriticReport(config, knockout,
                               TokenUsage(result.prompt_tokens, result.completion_tokens),
-                              completions)
-    logger.debug("%s: winner %d of %d after %d judge calls", request_id, knockout.winner,
-                 config.candidates, knockout.judge_calls)
+                              completions, notes)
+    logger.debug("%s: winner %d of %d (%d entrants) after %d judge calls", request_id,
+                 knockout.winner, config.candidates, len(knockout.entrants),
+                 knockout.judge_calls)
     return BestOfNResult(tuple(completions[i] for i in knockout.ranking), report)
 
 

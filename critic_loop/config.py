@@ -10,12 +10,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from critic_loop.answers import FORMATS, compile_pattern
 from critic_loop.judge_prompt import JudgeMode
 
 MAX_CANDIDATES = 128
 """The paper's largest N (best-of-128)."""
 MAX_COMPARISONS = 64
 SCHEDULES = ("rounds", "pipelined")
+MERGES = ("text", "answer")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,16 @@ class SelfCriticConfig:
     schedule: str = field(default="rounds", metadata={
         "help": "'rounds': all judgments of a round in one engine call; 'pipelined': judge "
                 "a pair as soon as both its candidates are finished (same bracket)."})
+    merge: str = field(default="text", metadata={
+        "help": "'text': candidates identical up to whitespace are judged once; 'answer': "
+                "candidates with the same extracted answer form one entrant, only distinct "
+                "entrants are judged, and vote counts settle splits (runs as 'rounds')."})
+    answer_format: str = field(default="auto", metadata={
+        "help": "How merge='answer' reads an answer (critic_loop.answers): 'auto' (last "
+                "\\boxed{}, else last number), 'number', 'boxed' or 'choice' (a letter A–E)."})
+    answer_pattern: str | None = field(default=None, metadata={
+        "help": "A regular expression that reads the answer instead (its last match; group "
+                "1 if it has groups, else the whole match)."})
 
     def __post_init__(self) -> None:
         _check_int("candidates", self.candidates, 1, MAX_CANDIDATES)
@@ -63,6 +75,15 @@ class SelfCriticConfig:
         if self.schedule not in SCHEDULES:
             allowed = ", ".join(repr(s) for s in SCHEDULES)
             raise ValueError(f"schedule must be one of {allowed}, got {self.schedule!r}")
+        for name, allowed_values in (("merge", MERGES), ("answer_format", FORMATS)):
+            value = getattr(self, name)
+            if value not in allowed_values:
+                allowed = ", ".join(repr(v) for v in allowed_values)
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.answer_pattern is not None:
+            if not isinstance(self.answer_pattern, str):
+                raise ValueError(f"answer_pattern must be a string, got {self.answer_pattern!r}")
+            compile_pattern(self.answer_pattern)
 
     @property
     def mode(self) -> JudgeMode:
@@ -87,7 +108,8 @@ class SelfCriticConfig:
         return {"candidates": self.candidates, "judge": self.mode.value,
                 "comparisons": self.comparisons, "judge_max_tokens": self.judge_max_tokens,
                 "judge_temperature": self.judge_temperature, "return_trace": self.return_trace,
-                "seed": self.seed, "schedule": self.schedule}
+                "seed": self.seed, "schedule": self.schedule, "merge": self.merge,
+                "answer_format": self.answer_format, "answer_pattern": self.answer_pattern}
 
 
 def _check_int(name: str, value: Any, low: int | None, high: int | None) -> None:

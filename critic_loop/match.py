@@ -2,7 +2,9 @@
 
 Pure functions over judgments that `PairJudge` (critic_loop.pairwise) collected: the
 majority of valid votes wins; a split goes to the summed probabilities (fast mode), then to
-the extra judgment if one was taken (reason mode), then to the match's seeded coin.
+the extra judgment if one was taken (reason mode), then, under answer-aware merging, to the
+side that more candidates gave as their answer (`settle_by_vote_count`), then to the
+match's seeded coin.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 Outcome = Literal["consistent", "majority", "split", "invalid"]
@@ -19,8 +21,8 @@ Outcome = Literal["consistent", "majority", "split", "invalid"]
 unanimous (only K >= 3); valid votes tied; at least one invalid vote."""
 OUTCOMES: tuple[Outcome, ...] = ("consistent", "majority", "split", "invalid")
 
-DecidedBy = Literal["majority", "probability", "extra_judgment", "coin"]
-DECIDERS: tuple[DecidedBy, ...] = ("majority", "probability", "extra_judgment", "coin")
+DecidedBy = Literal["majority", "probability", "extra_judgment", "votes", "coin"]
+DECIDERS: tuple[DecidedBy, ...] = ("majority", "probability", "extra_judgment", "votes", "coin")
 
 PROMPT_TOO_LONG = "prompt_too_long"
 """Finish reason of a judgment that was never sent: its prompt does not fit the context."""
@@ -158,6 +160,25 @@ def decide(pair: tuple[int, int], regular: Sequence[Judgment], extra: Judgment |
         votes=(_count(judgments, a), _count(judgments, b)),
         invalid_votes=sum(1 for j in judgments if j.verdict is None),
         score=score, judgments=judgments, key=key)
+
+
+def settle_by_vote_count(result: MatchResult, members: tuple[int, int]) -> MatchResult:
+    """A match `decide` left to the coin goes instead to the side with more members (the
+    candidates an answer-aware entrant stands for); equal counts keep the coin's call.
+
+    It is the rule just before the coin, applied to `decide`'s result because only the
+    bracket knows who stands for how many. The coin was flipped already, but a match's coin
+    is its own (keyed by the match), so overruling it changes nothing else.
+
+    >>> coin = MatchResult((0, 3), 0, "split", "coin", (1, 1), 0, (1.0, 1.0), ())
+    >>> settled = settle_by_vote_count(coin, (1, 4))
+    >>> settled.winner, settled.decided_by
+    (3, 'votes')
+    """
+    if result.decided_by != "coin" or members[0] == members[1]:
+        return result
+    winner = result.pair[0] if members[0] > members[1] else result.pair[1]
+    return replace(result, winner=winner, decided_by="votes")
 
 
 def is_split(pair: tuple[int, int], judgments: Sequence[Judgment]) -> bool:

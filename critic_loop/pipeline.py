@@ -9,7 +9,9 @@ is the one the round-by-round schedule reaches; only the timing differs.
 A candidate counts as an original as soon as it finishes unless an identical earlier one
 has already finished. If an identical earlier candidate finishes later, the matches played
 on that guess are replayed with the right sides and reported as `discarded` (their tokens
-are counted); this only costs anything when the samples repeat each other.
+are counted); this only costs anything when the samples repeat each other. Answer-aware
+merging never runs here: its entrants and vote counts need every candidate finished, so
+`best_of_n` plays it round by round.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from critic_loop.engine import (
     GenerationResult,
     TokenLogprob,
 )
+from critic_loop.entrants import Draw, normalise
 from critic_loop.match import MatchResult
 from critic_loop.pairwise import Pairing, PairJudge
 from critic_loop.tournament import (
@@ -35,8 +38,6 @@ from critic_loop.tournament import (
     KnockoutResult,
     MatchKey,
     Ref,
-    find_duplicates,
-    normalise,
     settle,
 )
 
@@ -170,5 +171,5 @@ class _Pipeline:
         return GenerationResult(self.request.request_id, self.prompt_tokens, completions)
 
     def _knockout(self) -> KnockoutResult:
-        duplicate_of = find_duplicates(["".join(p) for p in self.parts])
-        return settle(self.bracket, duplicate_of, self.played)
+        return settle(self.bracket, Draw.of_texts(["".join(p) for p in self.parts]),
+                      self.played)

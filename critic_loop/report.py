@@ -2,7 +2,8 @@
 
 `SelfCriticReport.to_dict()` is the top-level `self_critic` object of a chat completion;
 its field names are part of the HTTP API (DESIGN §3), and the server's metrics read the
-same attributes (judge calls, rounds, matches by outcome, invalid votes, tokens by phase).
+same attributes (judge calls, rounds, matches by outcome, invalid votes, tokens by phase,
+judge calls saved by answer merging).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion
+from critic_loop.entrants import find_duplicates
 from critic_loop.match import DECIDERS, Judgment
-from critic_loop.tournament import KnockoutResult
+from critic_loop.tournament import KnockoutResult, RoundRecord
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class SelfCriticReport:
     knockout: KnockoutResult
     candidate_usage: TokenUsage
     candidates: tuple[Completion, ...] = field(default=(), repr=False)
+    notes: tuple[str, ...] = ()
+    """What the run changed from what was asked (e.g. the schedule), in words."""
 
     @property
     def judge_usage(self) -> TokenUsage:
@@ -92,6 +96,16 @@ class SelfCriticReport:
         counts = Counter(m.decided_by for m in self.knockout.matches)
         return {d: counts.get(d, 0) for d in DECIDERS}
 
+    @property
+    def judge_calls_saved(self) -> int:
+        """Answer merging's saving: the (U−1)·K judge calls that identical-text merging of
+        the same candidates would have made (U distinct texts), minus the calls made; never
+        negative, and 0 under text merging."""
+        if self.config.merge != "answer" or not self.candidates:
+            return 0
+        distinct = find_duplicates([c.text for c in self.candidates]).count(None)
+        return max(0, (distinct - 1) * self.config.comparisons - self.judge_calls)
+
     def to_dict(self) -> dict[str, Any]:
         """The `self_critic` object of a response, with the trace when the config asks."""
         out: dict[str, Any] = {
@@ -99,8 +113,11 @@ class SelfCriticReport:
             "judge": self.config.mode.value,
             "comparisons": self.config.comparisons,
             "schedule": self.config.schedule,
+            "merge": self.config.merge,
+            "entrants": len(self.knockout.entrants),
             "rounds": self.rounds,
             "judge_calls": self.judge_calls,
+            "judge_calls_saved": self.judge_calls_saved,
             "consistency": self.consistency,
             "invalid_votes": self.invalid_votes,
             "matches": self.matches,
@@ -109,8 +126,12 @@ class SelfCriticReport:
                       "judge": self.judge_usage.to_dict(),
                       "total": self.usage.to_dict()},
         }
+        if self.notes:
+            out["notes"] = list(self.notes)
         if self.config.return_trace:
             out["trace"] = trace_dict(self.knockout, self.candidates)
+            if self.config.merge == "answer":
+                out["trace"]["entrants"] = entrants_in_rank_order(self.knockout)
         return out
 
 
@@ -127,9 +148,24 @@ def trace_dict(knockout: KnockoutResult, candidates: Sequence[Completion] = ()
              "duplicate_of": knockout.duplicate_of[i],
              "preference": round(knockout.preference[i], 6)}
             for i in range(knockout.size)],
-        "rounds": [{"round": r.number, "matches": [m.to_dict() for m in r.matches],
-                    "advanced": list(r.advanced)} for r in knockout.rounds],
+        "rounds": [_round_dict(r) for r in knockout.rounds],
     }
     if knockout.discarded:
         out["discarded"] = [m.to_dict() for m in knockout.discarded]
+    return out
+
+
+def entrants_in_rank_order(knockout: KnockoutResult) -> list[dict[str, Any]]:
+    """Each entrant (answer, representative, members, truncated), best-ranked first."""
+    place = {c: i for i, c in enumerate(knockout.ranking)}
+    ordered = sorted(knockout.entrants, key=lambda e: place[e.representative])
+    return [e.to_dict() for e in ordered]
+
+
+def _round_dict(record: RoundRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {"round": record.number,
+                           "matches": [m.to_dict() for m in record.matches],
+                           "advanced": list(record.advanced)}
+    if record.walkovers:
+        out["walkovers"] = [w.to_dict() for w in record.walkovers]
     return out

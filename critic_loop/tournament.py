@@ -7,6 +7,8 @@ its slot, later copies leave theirs empty, and a side facing an empty slot advan
 a judgment (a walkover). So the knockout takes ⌈log2 N⌉ rounds at most, (U−1) matches for U
 distinct candidates and (U−1)·K judge calls on the default path, and a pipelined schedule
 of the same bracket (critic_loop.pipeline) reaches the same result from the same verdicts.
+Answer-aware merging (`critic_loop.entrants.Draw.of_answers`) plays the same machinery over
+a bracket of distinct answers, with its walkovers for truncated candidates and vote counts.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from critic_loop.entrants import Draw, Entrant
+from critic_loop.entrants import find_duplicates as find_duplicates  # re-exported
+from critic_loop.entrants import normalise as normalise  # re-exported
 from critic_loop.match import OUTCOMES, Judgment, MatchResult
 from critic_loop.pairwise import Pairing, PairJudge
 
@@ -25,30 +30,6 @@ logger = logging.getLogger(__name__)
 
 Ref = tuple[int, int]
 """A bracket side: `(0, c)` is candidate slot c, `(r, m)` the winner of match m of round r."""
-
-
-def normalise(text: str) -> str:
-    """Text compared for merging: whitespace runs collapsed, ends stripped.
-
-    >>> normalise("  The answer\\n is  4 ") == normalise("The answer is 4")
-    True
-    """
-    return " ".join(text.split())
-
-
-def find_duplicates(texts: Sequence[str]) -> tuple[int | None, ...]:
-    """For each text, the index of the first identical (normalised) text, None if it is first.
-
-    >>> find_duplicates(["a", "b", " a", "b\\n", "c"])
-    (None, None, 0, 1, None)
-    """
-    first: dict[str, int] = {}
-    found: list[int | None] = []
-    for i, text in enumerate(texts):
-        key = normalise(text)
-        found.append(first.get(key))
-        first.setdefault(key, i)
-    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -103,13 +84,27 @@ class Bracket:
 
 
 @dataclass(frozen=True)
+class Walkover:
+    """A pairing decided without the judge: a complete candidate against a truncated one."""
+
+    winner: int
+    loser: int
+    reason: str = "truncated"
+
+    def to_dict(self) -> dict[str, int | str]:
+        return {"winner": self.winner, "loser": self.loser, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class RoundRecord:
     """What happened in one round: its judged matches and who advanced without one."""
 
     number: int
     matches: tuple[MatchResult, ...]
     advanced: tuple[int, ...]
-    """Candidates that advanced by a bye or a walkover (an opponent merged away)."""
+    """Candidates that advanced by a bye or a walkover (an opponent merged away or cut off)."""
+    walkovers: tuple[Walkover, ...] = ()
+    """Pairings a truncated side lost unjudged (answer merging only)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +120,8 @@ class KnockoutResult:
     rounds: tuple[RoundRecord, ...]
     discarded: tuple[MatchResult, ...] = ()
     """Matches a pipelined schedule played on a guess the bracket later overruled."""
+    entrants: tuple[Entrant, ...] = ()
+    """The sides that played: distinct texts, or distinct answers under answer merging."""
 
     @property
     def matches(self) -> tuple[MatchResult, ...]:
@@ -167,13 +164,15 @@ MatchKey = tuple[Ref, int, int]
 """A match as played: its bracket slot and the two candidates that met there."""
 
 
-async def play_rounds(bracket: Bracket, judge: PairJudge, texts: Sequence[str]
-                      ) -> KnockoutResult:
-    """Play the bracket round by round, each round's judgments in one engine call."""
-    if len(texts) != bracket.size:
-        raise ValueError(f"{len(texts)} texts for a bracket of {bracket.size}")
-    duplicate_of = find_duplicates(texts)
-    holders = _leaves(duplicate_of)
+async def play_rounds(bracket: Bracket, judge: PairJudge, texts: Sequence[str],
+                      draw: Draw | None = None) -> KnockoutResult:
+    """Play the bracket round by round, each round's judgments in one engine call.
+
+    `draw` says who holds each slot (default: text merging over `texts`)."""
+    draw = draw or Draw.of_texts(texts)
+    if len(draw.slots) != bracket.size:
+        raise ValueError(f"{len(draw.slots)} entries for a bracket of {bracket.size}")
+    holders = _leaves(draw)
     played: dict[MatchKey, MatchResult] = {}
     for matches in bracket.rounds:
         pairings: list[tuple[MatchKey, Pairing]] = []
@@ -181,85 +180,87 @@ async def play_rounds(bracket: Bracket, judge: PairJudge, texts: Sequence[str]
             a, b = (holders[side] for side in match.sides)
             if a is None or b is None:
                 holders[match.ref] = b if a is None else a
+            elif (walkover := draw.walkover(a, b)) is not None:
+                holders[match.ref] = walkover
             else:
                 pairings.append(((match.ref, a, b),
                                  Pairing(a, b, texts[a], texts[b], match.key)))
         results = await judge.play([p for _, p in pairings])
         for (key, _), result in zip(pairings, results, strict=True):
-            played[key] = result
-            holders[key[0]] = result.winner
-    return settle(bracket, duplicate_of, played)
+            played[key] = draw.settle(result)
+            holders[key[0]] = played[key].winner
+    return settle(bracket, draw, played)
 
 
-def settle(bracket: Bracket, duplicate_of: Sequence[int | None],
-           played: Mapping[MatchKey, MatchResult]) -> KnockoutResult:
+def settle(bracket: Bracket, draw: Draw, played: Mapping[MatchKey, MatchResult]
+           ) -> KnockoutResult:
     """Walk the bracket over the matches played (every one it needs) to the result.
 
     Played matches the walk does not reach (a pipelined guess overruled) are `discarded`.
     """
-    holders = _leaves(duplicate_of)
+    holders = _leaves(draw)
     used: set[MatchKey] = set()
     records = []
     for number, matches in enumerate(bracket.rounds, start=1):
-        results, advanced = [], []
+        results, advanced, walkovers = [], [], []
         for match in matches:
             a, b = (holders[side] for side in match.sides)
             if a is None or b is None:
                 holders[match.ref] = b if a is None else a
                 advanced.extend(c for c in (a, b) if c is not None)
-                continue
-            used.add((match.ref, a, b))
-            results.append(played[(match.ref, a, b)])
-            holders[match.ref] = results[-1].winner
+            elif (winner := draw.walkover(a, b)) is not None:
+                holders[match.ref] = winner
+                advanced.append(winner)
+                walkovers.append(Walkover(winner, b if winner == a else a))
+            else:
+                used.add((match.ref, a, b))
+                results.append(played[(match.ref, a, b)])
+                holders[match.ref] = results[-1].winner
         bye = bracket.byes[number - 1]
         if bye is not None and (sitting_out := holders[bye]) is not None:
             advanced.append(sitting_out)
         logger.debug("round %d: %d matches, %d advanced without one",
                      number, len(results), len(advanced))
-        records.append(RoundRecord(number, tuple(results), tuple(sorted(advanced))))
+        records.append(RoundRecord(number, tuple(results), tuple(sorted(advanced)),
+                                   tuple(walkovers)))
     winner = holders[bracket.final]
     if winner is None:  # cannot happen: the first copy of a text never leaves its slot
         raise RuntimeError("the bracket ended without a winner")
     discarded = [result for key, result in played.items() if key not in used]
-    return knockout_result(bracket.size, winner, duplicate_of, records, discarded)
+    return knockout_result(len(draw.duplicate_of), winner, draw, records, discarded)
 
 
-def _leaves(duplicate_of: Sequence[int | None]) -> dict[Ref, int | None]:
-    """Slot holders before round 1: each original in its slot, copies' slots empty."""
-    return {(0, c): c if original is None else None for c, original in enumerate(duplicate_of)}
+def _leaves(draw: Draw) -> dict[Ref, int | None]:
+    """Slot holders before round 1."""
+    return {(0, s): c for s, c in enumerate(draw.slots)}
 
 
-def knockout_result(size: int, winner: int, duplicate_of: Sequence[int | None],
-                    rounds: Sequence[RoundRecord],
+def knockout_result(size: int, winner: int, draw: Draw, rounds: Sequence[RoundRecord],
                     discarded: Sequence[MatchResult] = ()) -> KnockoutResult:
-    """Rank the candidates: the winner, then losers of later rounds above earlier ones,
-    within a round by preference share, then index; copies right after their original."""
+    """Rank the candidates: the winner, then complete entrants before truncated ones (answer
+    merging), then losers of later rounds above earlier ones, within a round by preference
+    share, then index; each entrant's other members right after its representative."""
     weight: dict[int, float] = Counter()
     weighed: dict[int, int] = Counter()
     eliminated: dict[int, int] = {}
     for record in rounds:
+        for walkover in record.walkovers:
+            eliminated[walkover.loser] = record.number
         for match in record.matches:
             eliminated[match.loser] = record.number
             for side, score in zip(match.pair, match.score, strict=True):
                 weight[side] += score
                 weighed[side] += match.weighted
     share = {c: weight[c] / weighed[c] if weighed[c] else 0.5 for c in range(size)}
+    duplicate_of, demoted = draw.duplicate_of, draw.demoted
     originals = [c for c in range(size) if duplicate_of[c] is None]
-    order = sorted(originals, key=lambda c: (c != winner, -eliminated.get(c, math.inf),
-                                             -share[c], c))
-    copies: Mapping[int, list[int]] = _copies(duplicate_of)
-    ranking = tuple(r for c in order for r in (c, *copies.get(c, ())))
+    order = sorted(originals, key=lambda c: (c != winner, c in demoted,
+                                             -eliminated.get(c, math.inf), -share[c], c))
+    members = {e.representative: e.members for e in draw.entrants}
+    ranking = tuple(m for c in order for m in members[c])
     preference = tuple(share[c if d is None else d] for c, d in enumerate(duplicate_of))
     return KnockoutResult(size, winner, ranking, preference, tuple(duplicate_of),
-                          tuple(rounds), tuple(discarded))
-
-
-def _copies(duplicate_of: Sequence[int | None]) -> dict[int, list[int]]:
-    copies: dict[int, list[int]] = {}
-    for c, original in enumerate(duplicate_of):
-        if original is not None:
-            copies.setdefault(original, []).append(c)
-    return copies
+                          tuple(rounds), tuple(discarded), draw.entrants)
 
 
 def draw_seed(seed: int | None) -> int:

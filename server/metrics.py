@@ -34,6 +34,7 @@ class Metrics:
     rejections: Counter
     candidates: Counter
     judge_calls: Counter
+    judge_calls_saved: Counter
     invalid_verdicts: Counter
     matches: Counter
     rounds: Counter
@@ -59,6 +60,9 @@ class Metrics:
                             "Self-critic candidates generated."),
             judge_calls=make(Counter, "selfcritic_judge_calls",
                              "Judge generations, by judge mode.", ("mode",)),
+            judge_calls_saved=make(Counter, "selfcritic_judge_calls_saved",
+                                   "Judge calls answer-aware merging saved against "
+                                   "identical-text merging, by judge mode.", ("mode",)),
             invalid_verdicts=make(Counter, "selfcritic_invalid_verdicts",
                                   "Judgments whose verdict could not be read, by mode.",
                                   ("mode",)),
@@ -76,6 +80,7 @@ class Metrics:
         mode = report.config.mode.value
         self.candidates.inc(len(report.candidates))
         self.judge_calls.labels(mode).inc(report.judge_calls)
+        self.judge_calls_saved.labels(mode).inc(report.judge_calls_saved)
         self.invalid_verdicts.labels(mode).inc(report.invalid_votes)
         for outcome, count in report.matches.items():
             self.matches.labels(outcome).inc(count)

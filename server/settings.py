@@ -68,6 +68,10 @@ class ServerSettings(BaseSettings):
         "pipelined", description="Default bracket schedule: 'pipelined' judges a pair as soon as "
                                  "both its candidates finish; 'rounds' batches each round.")
     judge_temperature: float = Field(0.0, ge=0, le=2, description="Judge sampling temperature.")
+    merge: Literal["text", "answer"] = Field(
+        "text", description="Default candidate merging: 'text' judges identical candidates "
+                            "once; 'answer' judges each distinct extracted answer once and "
+                            "lets vote counts settle splits (runs the bracket as 'rounds').")
 
     @field_validator("api_key", "cors_origins", mode="before")
     @classmethod

@@ -65,6 +65,15 @@ class SelfCriticOptions(BaseModel):
     schedule: Literal["rounds", "pipelined"] | None = Field(
         None, description="'rounds': each round's judgments batched together; 'pipelined': a "
                           "pair is judged as soon as both its candidates are finished.")
+    merge: Literal["text", "answer"] | None = Field(
+        None, description="'text': identical candidates are judged once; 'answer': candidates "
+                          "with the same extracted answer are, and vote counts settle splits.")
+    answer_format: Literal["auto", "number", "boxed", "choice"] = Field(
+        "auto", description="How merge='answer' reads an answer: last \\boxed{} else last "
+                            "number ('auto'), 'number', 'boxed', or a letter A-E ('choice').")
+    answer_pattern: str | None = Field(
+        None, max_length=500, description="A regular expression that reads the answer "
+                                          "instead: its last match, group 1 if any.")
 
 
 class ChatCompletionRequest(BaseModel):

@@ -130,6 +130,9 @@ class ChatService:
                 return_trace=options.return_trace,
                 seed=request.seed,
                 schedule=options.schedule or s.schedule,
+                merge=options.merge or s.merge,
+                answer_format=options.answer_format,
+                answer_pattern=options.answer_pattern,
             )
         except ValueError as exc:
             raise bad_request(str(exc), param="self_critic") from exc
