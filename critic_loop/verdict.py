@@ -110,6 +110,28 @@ def parse_verdict(text: str) -> int | None:
     return last
 
 
+def boxed_verdict(text: str) -> int | None:
+    """The verdict in the last `\\boxed{}` (1 or 2), or None: the strict reading training uses.
+
+    The paper's accuracy reward is "the boxed content equals the label", so only the last
+    box counts: no box, or a last box that names no single response, is no verdict, even
+    when an earlier box or a sentence names one. The prompt's own instruction echoed back
+    ("\\boxed{1} if Response 1 is better") is not a box of the judge's. Serving keeps the
+    lenient `parse_verdict`.
+
+    >>> boxed_verdict(r"<think>2 is wrong</think> \\boxed{1}")
+    1
+    >>> boxed_verdict(r"\\boxed{2} ... on reflection \\boxed{Response 1}.")
+    1
+    >>> boxed_verdict("Response 2 is better.") is None, boxed_verdict("2") is None
+    (True, True)
+    >>> boxed_verdict(r"\\boxed{1} hmm, \\boxed{1 or 2}") is None
+    True
+    """
+    boxes = boxed_contents(_CONDITIONAL.sub(" ", text))
+    return verdict_from_box(boxes[-1]) if boxes else None
+
+
 def follows_reason_format(text: str) -> bool:
     """Whether output is `<think>...</think>...\\boxed{...}...` (the paper's format reward).
 

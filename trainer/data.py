@@ -3,8 +3,9 @@
 Rows come from JSONL, JSON, Parquet or a saved Hugging Face dataset, in one of two shapes:
 `question` + `response_1`/`response_2` + `preference` (1 or 2), or `prompt` +
 `chosen`/`rejected` (put in a seeded random order with exactly balanced labels). Either
-may carry `image` or `images`. Prompts are built by `critic_loop.judge_prompt`, the same
-function the server judges with.
+may carry `image` or `images`. Training shows every pair in both orders, so position
+carries no information about the label. Prompts are built by `critic_loop.judge_prompt`,
+the same function the server judges with.
 """
 
 from __future__ import annotations
@@ -112,16 +113,36 @@ def judge_prompt(pair: PreferencePair, mode: JudgeMode | str = JudgeMode.REASON
     return messages, images
 
 
+def in_both_orders(pairs: Sequence[PreferencePair]) -> list[PreferencePair]:
+    """Each pair followed by its swap: labels exactly balanced, and every question seen
+    with its better response in either position, so a judge cannot score by position.
+
+    Needed for labelled rows, which keep the file's order (a file whose better response
+    is mostly first would otherwise teach "answer 1"); harmless for chosen/rejected rows.
+
+    >>> pair = PreferencePair("Q?", "right", "wrong", 1)
+    >>> [(p.response_1, p.label) for p in in_both_orders([pair])]
+    [('right', 1), ('wrong', 2)]
+    """
+    return [shown for pair in pairs for shown in (pair, pair.swapped())]
+
+
 def to_grpo_dataset(pairs: Sequence[PreferencePair],
-                    mode: JudgeMode | str = JudgeMode.REASON) -> Any:
-    """A `datasets.Dataset` with a conversational `prompt`, a `label` and maybe `images`."""
+                    mode: JudgeMode | str = JudgeMode.REASON, *, both_orders: bool = True) -> Any:
+    """A `datasets.Dataset` of judge tasks: a conversational `prompt`, the `label`, the
+    `judge_mode` the rewards read verdicts in, and `images` when any pair has some.
+
+    With `both_orders` (the default) every pair is shown as given and swapped
+    (`in_both_orders`), so the dataset has two rows per pair.
+    """
     from datasets import Dataset, Image
     from datasets import Sequence as SequenceFeature
 
+    mode = JudgeMode(mode).value
     rows = []
-    for pair in pairs:
+    for pair in in_both_orders(pairs) if both_orders else pairs:
         prompt, images = judge_prompt(pair, mode)
-        rows.append({"prompt": prompt, "label": pair.label, "images": images})
+        rows.append({"prompt": prompt, "label": pair.label, "judge_mode": mode, "images": images})
     if not any(row["images"] for row in rows):
         return Dataset.from_list([{k: v for k, v in r.items() if k != "images"} for r in rows])
     return Dataset.from_list(rows).cast_column("images", SequenceFeature(Image()))

@@ -1,22 +1,27 @@
 """Export a trained critic as a directory `selfcritic serve --model DIR` serves unchanged.
 
 bf16 safetensors with any LoRA merged, tokenizer and chat template, the base model's
-generation config and `selfcritic-export.json` (base model, recipe, steps, rewards). The
-directory is staged beside its destination and renamed into place, so an interrupted
-export never leaves a directory that looks complete.
+generation config and `selfcritic-export.json` (base model, recipe, steps, rewards, and
+under `judge` the judge mode and prompt it was trained with). The directory is staged
+beside its destination and renamed into place, so an interrupted export never leaves a
+directory that looks complete.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from critic_loop.judge_prompt import JUDGE_INSTRUCTION, JudgeMode, judge_text
 from critic_loop.model_store import make_readable
 
 logger = logging.getLogger(__name__)
@@ -24,13 +29,40 @@ logger = logging.getLogger(__name__)
 METADATA_FILE = "selfcritic-export.json"
 
 
+def judge_metadata(mode: JudgeMode | str) -> dict[str, str]:
+    """The judge a critic was trained as, for the export's `judge` entry.
+
+    `template` is the judge prompt's text for `mode` with the placeholders `{question}`,
+    `{response_1}` and `{response_2}` (built by `critic_loop.judge_prompt.judge_text`, so
+    it is the text training used), and `prompt_sha256` its SHA-256: any change to the
+    instruction, the layout or the mode's suffix changes it.
+
+    >>> meta = judge_metadata("fast")
+    >>> meta["mode"], len(meta["prompt_sha256"]), "{response_2}" in meta["template"]
+    ('fast', 64, True)
+    """
+    mode = JudgeMode(mode)
+    template = judge_text("{question}", "{response_1}", "{response_2}", mode)
+    return {"mode": mode.value, "prompt_sha256": hashlib.sha256(template.encode()).hexdigest(),
+            "instruction": JUDGE_INSTRUCTION, "template": template}
+
+
 def export_model(model: Any, tokenizer: Any, out_dir: str | Path, *,
-                 metadata: dict[str, Any], base_dir: str | Path | None = None) -> Path:
-    """Write `model` (merged and cast to bf16 in place) and `tokenizer` to `out_dir`."""
+                 metadata: dict[str, Any], base_dir: str | Path | None = None,
+                 state_dict: Mapping[str, Any] | None = None) -> Path:
+    """Write `model` (merged and cast to bf16 in place) and `tokenizer` to `out_dir`.
+
+    With `state_dict` (the full weights, e.g. `Accelerator.get_state_dict` gathered from
+    every process under DDP, FSDP or DeepSpeed) `model` only gives the architecture and any
+    LoRA configuration: the weights written are `state_dict`'s, loaded into a fresh copy,
+    so a model whose parameters are sharded across processes exports whole.
+    """
     import torch
 
     out = Path(out_dir).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    if state_dict is not None:
+        model = _with_weights(model, state_dict)
     if hasattr(model, "merge_and_unload"):  # a PeftModel: fold the adapters into the weights
         model = model.merge_and_unload()
     model = model.to(torch.bfloat16)
@@ -71,6 +103,46 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *,
     tokenizer_source = checkpoint if (checkpoint / "tokenizer_config.json").is_file() else base_dir
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
     return export_model(model, tokenizer, out_dir, metadata=metadata, base_dir=base_dir)
+
+
+def _with_weights(model: Any, state_dict: Mapping[str, Any]) -> Any:
+    """A copy of `model`'s architecture (a PeftModel keeps its adapters) holding
+    `state_dict`'s tensors, which it shares rather than copies.
+
+    Parameters are created on the meta device and replaced by the state dict's tensors, so
+    nothing is initialised or allocated twice; buffers are built for real. The class is
+    called directly, not through `_from_config`, which under DeepSpeed ZeRO-3 would
+    partition the copy: a collective step, and only the main process is here.
+    """
+    from accelerate import init_empty_weights
+
+    is_peft = hasattr(model, "get_base_model") and hasattr(model, "peft_config")
+    base = model.get_base_model() if is_peft else model
+    with init_empty_weights(include_buffers=False):
+        fresh = _own_class(base)(copy.deepcopy(base.config))
+        if is_peft:
+            (name, first), *others = model.peft_config.items()
+            fresh = _own_class(model)(fresh, copy.deepcopy(first), adapter_name=name)
+            for name, config in others:
+                fresh.add_adapter(name, copy.deepcopy(config))
+    # Not strict: a gatherer may list a tied weight (lm_head = embeddings) once; tying
+    # restores it, and any parameter still on the meta device is a real gap.
+    _, unexpected = fresh.load_state_dict(dict(state_dict), strict=False, assign=True)
+    (fresh.get_base_model() if is_peft else fresh).tie_weights()
+    missing = [n for n, p in fresh.named_parameters() if p.is_meta]
+    if missing or unexpected:
+        raise RuntimeError(f"the gathered weights do not fit {type(base).__name__}: "
+                           f"missing {missing[:3]}, unexpected {list(unexpected)[:3]}")
+    return fresh.eval()
+
+
+def _own_class(module: Any) -> type:
+    """The module's own class: FSDP2's `fully_shard` swaps in a subclass `FSDP<Name>`."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # a torch without FSDP2
+        return type(module)
+    return next(c for c in type(module).__mro__ if not issubclass(c, FSDPModule))
 
 
 def _fix_config(path: Path) -> None:

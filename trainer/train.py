@@ -2,6 +2,8 @@
 
 Checkpoints land in `output_dir/checkpoint-N`; a rerun of the same recipe continues from
 the last complete one. Metrics go to `output_dir/metrics.jsonl`, logs to `train.log`.
+Under several processes (`accelerate launch`, `torchrun`) every process trains and takes
+part in gathering the weights; the main process alone writes the export.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from critic_loop.model_store import resolve_model
 from trainer.callbacks import MetricsLogger, QuietProgress, TimeBudget
 from trainer.data import load_pairs, to_grpo_dataset
-from trainer.export import export_model
+from trainer.export import export_model, judge_metadata
 from trainer.recipe import Recipe
 from trainer.rewards import get_rewards
 
@@ -125,16 +127,37 @@ def train(recipe: Recipe) -> TrainResult:
         steps = trainer.state.global_step
         stats = metrics.stats.summary()
         metadata = {"base_model": recipe.model, "base_model_path": str(base.path),
-                    "recipe": recipe.to_dict(), "steps": steps, "train_pairs": len(pairs),
+                    "recipe": recipe.to_dict(), "judge": judge_metadata(recipe.judge_mode),
+                    "steps": steps, "train_pairs": len(pairs), "train_prompts": len(dataset),
                     "skipped_rows": loaded.skipped, "reward_stats": stats,
                     "resumed_from": str(resume) if resume else None}
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        export_dir = export_model(model, trainer.processing_class, recipe.final_dir,
-                                  metadata=metadata, base_dir=base.path)
+        export_dir = _export(trainer, recipe, metadata, base.path)
         return TrainResult(export_dir, steps, metrics.path, stats)
     finally:
         logging.getLogger().removeHandler(log_handler)
         log_handler.close()
+
+
+def _export(trainer: Any, recipe: Recipe, metadata: dict[str, Any], base_dir: Path) -> Path:
+    """Export on the main process from the full weights, with every process in step.
+
+    Gathering is collective: under FSDP or DeepSpeed ZeRO-3 each process holds a shard,
+    so all of them call `get_state_dict` (on `model_wrapped`: the DeepSpeed engine needs
+    its wrapper; DDP and a single process are unwrapped inside). One process writing
+    keeps the processes from racing on the same directory; the barrier after it keeps
+    the others from returning, and a caller from reading the export, before it exists.
+    """
+    accelerator = trainer.accelerator
+    accelerator.wait_for_everyone()
+    state_dict = accelerator.get_state_dict(trainer.model_wrapped)
+    if accelerator.is_main_process:
+        logger.info("Exporting on process %d of %d", accelerator.process_index,
+                    accelerator.num_processes)
+        export_model(accelerator.unwrap_model(trainer.model), trainer.processing_class,
+                     recipe.final_dir, metadata=metadata, base_dir=base_dir,
+                     state_dict=state_dict)
+    accelerator.wait_for_everyone()
+    return recipe.final_dir.resolve()
 
 
 def _attach_log_file(path: Path) -> logging.Handler:

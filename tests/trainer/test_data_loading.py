@@ -1,4 +1,5 @@
-"""Preference data: every file format, both row shapes, balanced ordering, bad rows."""
+"""Preference data: every file format, both row shapes, balanced ordering, bad rows, and
+training on every pair in both orders."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from critic_loop.judge_prompt import judge_messages
 from trainer.data import (
     DataError,
     PreferencePair,
+    in_both_orders,
     judge_prompt,
     load_pairs,
     to_grpo_dataset,
@@ -120,13 +122,46 @@ def test_image_paths_resolve_relative_to_the_data_file(tmp_path: Path) -> None:
 def test_training_prompt_is_the_servers_judge_prompt() -> None:
     """The trainer's prompt is exactly what the server's judge sends (one source)."""
     pair = PreferencePair("What is 2 + 2?", "4.", "5.", 1)
-    dataset = to_grpo_dataset([pair, pair.swapped()])
+    dataset = to_grpo_dataset([pair], both_orders=False)
     assert dataset[0]["prompt"] == judge_messages("What is 2 + 2?", "4.", "5.", "reason")
-    assert dataset[1]["prompt"] == judge_messages("What is 2 + 2?", "5.", "4.", "reason")
-    assert dataset["label"] == [1, 2]
+    assert dataset["label"] == [1] and dataset["judge_mode"] == ["reason"]
     assert "images" not in dataset.column_names
     fast = to_grpo_dataset([pair], "fast")  # the fast judge's prompt, for judge_mode: fast
     assert fast[0]["prompt"] == judge_messages("What is 2 + 2?", "4.", "5.", "fast")
+    assert fast[1]["prompt"] == judge_messages("What is 2 + 2?", "5.", "4.", "fast")
+    assert fast["label"] == [1, 2] and fast["judge_mode"] == ["fast", "fast"]
+
+
+def test_a_position_biased_file_trains_on_both_orders(tmp_path: Path) -> None:
+    """Labelled rows keep the file's order when loaded (evaluation judges both orders
+    itself); the training set shows each pair as given and swapped, so a file whose better
+    response is almost always first cannot teach "answer 1"."""
+    rows = [{"question": f"Q{i}?", "response_1": f"right {i}", "response_2": f"wrong {i}",
+             "preference": 1} for i in range(9)]
+    rows.append({"question": "Q9?", "response_1": "wrong 9", "response_2": "right 9",
+                 "preference": 2})
+    pairs = load_pairs(write_jsonl(tmp_path / "biased.jsonl", rows)).pairs
+    assert Counter(p.label for p in pairs) == {1: 9, 2: 1}  # as the file has them
+    dataset = to_grpo_dataset(pairs)
+    assert len(dataset) == 2 * len(pairs)
+    assert Counter(dataset["label"]) == {1: 10, 2: 10}  # exactly balanced
+    seen = Counter()
+    for prompt, label in zip(dataset["prompt"], dataset["label"], strict=True):
+        text = prompt[0]["content"]
+        question = text.split("[Question]\n")[1].split("\n")[0]
+        first = text.split("[Response 1]\n")[1].split("\n")[0]
+        assert first.startswith("right" if label == 1 else "wrong")  # the label follows
+        seen[question, label] += 1
+    # every question once with the better response first, once with it second
+    assert seen == {(f"Q{i}?", label): 1 for i in range(10) for label in (1, 2)}
+
+
+def test_in_both_orders_keeps_each_pair_beside_its_swap() -> None:
+    pairs = [PreferencePair("Q", "a", "b", 2, images=("IMG",)),
+             PreferencePair(({"role": "user", "content": "Hi"},), "c", "d", 1)]
+    shown = in_both_orders(pairs)
+    assert shown == [pairs[0], pairs[0].swapped(), pairs[1], pairs[1].swapped()]
+    assert shown[1] == PreferencePair("Q", "b", "a", 1, images=("IMG",))
 
 
 def test_images_come_back_where_judge_messages_puts_them() -> None:

@@ -1,8 +1,11 @@
-"""Export: bf16 safetensors with LoRA merged, tokenizer, metadata, written atomically."""
+"""Export: bf16 safetensors with LoRA merged, tokenizer, metadata (with the judge trained),
+written atomically, from a model or from a gathered state dict."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from trainer.export import METADATA_FILE, export_checkpoint, export_model
+from critic_loop.judge_prompt import JUDGE_INSTRUCTION, judge_text
+from trainer.export import METADATA_FILE, export_checkpoint, export_model, judge_metadata
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def load(tiny_model_dir: Path) -> tuple[Any, Any]:
@@ -77,3 +83,86 @@ def test_export_from_a_checkpoint_directory(tiny_model_dir: Path, tmp_path: Path
     out = export_checkpoint(tiny_model_dir, tmp_path / "from-ckpt", metadata={"steps": 5},
                             base_dir=tiny_model_dir)
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+
+
+def tiny_config(tiny_model_dir: Path) -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(tiny_model_dir)
+
+
+def test_export_from_a_gathered_state_dict(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Under FSDP or ZeRO-3 the main process's own model holds only a shard: the export
+    takes the architecture from it and every weight from the gathered state dict."""
+    from transformers import LlamaForCausalLM
+
+    trained, tokenizer = load(tiny_model_dir)
+    with torch.device("meta"):  # a model with no weights of its own, as a sharded one
+        shard = LlamaForCausalLM(tiny_config(tiny_model_dir))
+    out = export_model(shard, tokenizer, tmp_path / "final", metadata={},
+                       state_dict=trained.state_dict())
+    exported = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    for name, value in trained.state_dict().items():
+        torch.testing.assert_close(exported.state_dict()[name], value.to(torch.bfloat16).float())
+
+
+def test_lora_is_merged_from_a_gathered_state_dict(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+
+    model, tokenizer = load(tiny_model_dir)
+    trained = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"))
+    for name, param in trained.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        expected = trained(ids).logits
+    with torch.device("meta"):
+        shard = get_peft_model(LlamaForCausalLM(tiny_config(tiny_model_dir)),
+                               LoraConfig(r=4, target_modules="all-linear"))
+    out = export_model(shard, tokenizer, tmp_path / "merged", metadata={},
+                       state_dict=trained.state_dict())
+    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    assert not any("lora" in name for name in merged.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, expected, atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("mode", ["fast", "reason"])
+def test_judge_metadata_names_the_prompt_trained_on(mode: str) -> None:
+    meta = judge_metadata(mode)
+    template = judge_text("{question}", "{response_1}", "{response_2}", mode)
+    assert meta == {"mode": mode, "prompt_sha256": hashlib.sha256(template.encode()).hexdigest(),
+                    "instruction": JUDGE_INSTRUCTION, "template": template}
+    assert judge_metadata("fast")["prompt_sha256"] != judge_metadata("reason")["prompt_sha256"]
+
+
+def test_export_only_records_the_judge(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`selfcritic train --export-only` writes the same `judge` entry as a training run."""
+    from trainer.cli import train_main
+
+    checkpoint = tmp_path / "run" / "checkpoint-3"
+    shutil.copytree(tiny_model_dir, checkpoint)
+    (checkpoint / "trainer_state.json").write_text("{}")
+    assert train_main([str(RECIPES / "cpu-demo-fast.yaml"), "--export-only", "--set",
+                       f"model={tiny_model_dir}", "--set", f"output_dir={tmp_path / 'run'}"]) == 0
+    meta = json.loads((tmp_path / "run" / "final" / METADATA_FILE).read_text())
+    assert meta["judge"] == judge_metadata("fast") and meta["steps"] == 3
+
+
+def test_weights_that_do_not_fit_are_an_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model, tokenizer = load(tiny_model_dir)
+    weights = {k: v for k, v in model.state_dict().items() if "layers.1." not in k}
+    with pytest.raises(RuntimeError, match=r"do not fit LlamaForCausalLM: missing \['model.layers.1"):
+        export_model(model, tokenizer, tmp_path / "final", metadata={}, state_dict=weights)
+    assert not (tmp_path / "final").exists()
+
+
+def test_a_tied_weight_gathered_once_is_tied_again(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model, tokenizer = load(tiny_model_dir)
+    weights = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    out = export_model(model, tokenizer, tmp_path / "final", metadata={}, state_dict=weights)
+    exported = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    torch.testing.assert_close(exported.lm_head.weight,
+                               model.model.embed_tokens.weight.to(torch.bfloat16).float())
