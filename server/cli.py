@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_critique_parser(sub)
 
     for name, summary in (("train", "Train a critic with GRPO from a YAML recipe."),
-                          ("eval", "Evaluate a critic on held-out preference pairs.")):
+                          ("eval", "Evaluate a critic on preference pairs, or answer "
+                                   "strategies on verifiable questions (eval policy).")):
         passthrough = sub.add_parser(name, help=summary, add_help=False)
         passthrough.add_argument("rest", nargs=argparse.REMAINDER)
         passthrough.set_defaults(run=_run_trainer)

@@ -1,4 +1,4 @@
-"""Command-line entry points: `selfcritic train ...` and `selfcritic eval critic ...`.
+"""Command-line entry points: `selfcritic train ...` and `selfcritic eval critic|policy ...`.
 
 `train_main` and `eval_main` take the arguments after the subcommand; the `selfcritic`
 console script passes them through. Output goes through logging, results to stdout.
@@ -80,10 +80,12 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 
 def eval_main(argv: Sequence[str] | None = None) -> int:
-    """`selfcritic eval critic --model DIR --data FILE [--judge fast|reason]`."""
+    """`selfcritic eval critic|policy|make-tasks ...`: judge accuracy on pairs, answer
+    accuracy of strategies (evaluation/), seeded question sets."""
     parser = argparse.ArgumentParser(
         prog="selfcritic eval",
-        description="Evaluate models on held-out data.")
+        description="Evaluate models on held-out data: a critic on preference pairs, or "
+                    "answer strategies (greedy, majority, self-critic) on verifiable questions.")
     sub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
     critic = sub.add_parser(
         "critic", help="judge accuracy on preference pairs",
@@ -105,8 +107,13 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
                         help="let vLLM compile the model (slower start; default eager)")
     critic.add_argument("--output", type=Path, default=None,
                         help="write the report and every verdict as JSON here")
+    from evaluation.cli import add_eval_parsers
+
+    add_eval_parsers(sub)  # `policy` and `make-tasks`; they live in evaluation/
     args = parser.parse_args(argv)
     _ensure_logging()
+    if args.what != "critic":
+        return int(args.run(args))
     from trainer.data import DataError, load_pairs
 
     try:
@@ -145,7 +152,7 @@ async def _evaluate_on_vllm(args: argparse.Namespace, pairs: list[PreferencePair
 
 def _export_only(recipe: Recipe) -> int:
     from critic_loop.model_store import resolve_model
-    from trainer.export import export_checkpoint
+    from trainer.export import export_checkpoint, judge_metadata
     from trainer.train import last_complete_checkpoint
 
     checkpoint = last_complete_checkpoint(recipe.output_dir)
@@ -155,8 +162,8 @@ def _export_only(recipe: Recipe) -> int:
     base = resolve_model(recipe.model)
     step = int(checkpoint.name.split("-")[-1])
     out = export_checkpoint(checkpoint, recipe.final_dir, base_dir=base.path, metadata={
-        "base_model": recipe.model, "recipe": recipe.to_dict(), "steps": step,
-        "checkpoint": str(checkpoint)})
+        "base_model": recipe.model, "recipe": recipe.to_dict(),
+        "judge": judge_metadata(recipe.judge_mode), "steps": step, "checkpoint": str(checkpoint)})
     sys.stdout.write(f"{out}\n")
     return 0
 

@@ -1,0 +1,203 @@
+"""`selfcritic eval policy` and `selfcritic eval make-tasks`: their flags and their output.
+
+`add_eval_parsers` hangs both under `selfcritic eval` (trainer/cli.py owns that parser);
+this is the layer that writes results to stdout, everything else logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("selfcritic.eval")
+
+POLICY_EPILOG = """\
+strategies (--strategies, comma-separated):
+  greedy                      temperature 0, one answer
+  sample                      one sample at --temperature
+  majority, pass@N            one n=N sampling request per question: majority vote over
+                              extracted answers (ties: first occurrence) and the oracle
+                              (any of the N right), paired on the same samples
+  self-critic-fast|reason     best-of-N judged by the model (self_critic, return_trace)
+  self-critic-fast|reason-answer   the same with answer-aware merging (merge: "answer")
+
+examples:
+  selfcritic eval policy --data data/tasks/heldout.jsonl --url http://127.0.0.1:8000 \\
+      --n 4,8 --k 2 --limit 50 --output runs/eval-policy
+  selfcritic eval policy --data data/tasks/heldout.jsonl --model default --n 4 --limit 20
+  selfcritic eval policy --data gsm8k.jsonl --grader numeric --reference-pattern '####\\s*(.+)' \\
+      --url http://127.0.0.1:8001 --model Qwen/Qwen2.5-0.5B-Instruct --strategies greedy,majority
+"""
+
+
+def add_eval_parsers(sub: Any) -> None:
+    """Add `policy` and `make-tasks` to the `selfcritic eval` subparsers."""
+    from evaluation.strategies import DEFAULT_STRATEGIES
+
+    policy = sub.add_parser(
+        "policy", help="answer accuracy of strategies (greedy, majority, self-critic, ...)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=POLICY_EPILOG,
+        description="Run answer strategies on a verifiable JSONL dataset (question, answer,\n"
+                    "grader) against an OpenAI-compatible endpoint (--url) or a model served\n"
+                    "for the run (--model without --url). Per strategy and N: accuracy with a\n"
+                    "95% Wilson CI, pass@N and majority@N over the same candidates, selection\n"
+                    "efficiency (accuracy / pass@N), tokens and seconds per question. Writes\n"
+                    "report.json, table.md, outcomes.jsonl and accuracy_vs_n.png to --output.")
+    policy.add_argument("--data", type=Path, required=True, help="JSONL questions")
+    policy.add_argument("--url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000 "
+                        "(omit to serve --model for the run)")
+    policy.add_argument("--model", help="with --url: the model name to request (default: the "
+                        "endpoint's first); without: 'default' or a model directory to serve")
+    policy.add_argument("--api-key", default=_first_key(),
+                        help="API key for the endpoint [env SELFCRITIC_API_KEY]")
+    policy.add_argument("--strategies", type=_names, default=DEFAULT_STRATEGIES,
+                        help=f"comma-separated (default {','.join(DEFAULT_STRATEGIES)})")
+    policy.add_argument("--n", dest="ns", type=_ints, default=(4, 8),
+                        help="candidate counts N, comma-separated (default 4,8)")
+    policy.add_argument("--k", dest="ks", type=_ints, default=(2,),
+                        help="self-critic judgments per match K, comma-separated (default 2)")
+    policy.add_argument("--max-tokens", type=int, default=64, help="answer token budget")
+    policy.add_argument("--temperature", type=float, default=0.7,
+                        help="sampling temperature (greedy uses 0)")
+    policy.add_argument("--judge-max-tokens", type=int, default=256,
+                        help="token budget of one reason-mode judgment")
+    policy.add_argument("--limit", type=int, help="only the first L questions")
+    policy.add_argument("--output", type=Path, default=Path("runs/eval-policy"),
+                        help="output directory (default runs/eval-policy)")
+    policy.add_argument("--seed", type=int, default=0,
+                        help="seeds each question's requests (and an in-process server)")
+    policy.add_argument("--request-seeds", action=argparse.BooleanOptionalAction, default=True,
+                        help="send a per-question seed, so sampling and self-critic draw the "
+                             "same candidates (--no-request-seeds for servers that mishandle "
+                             "seeds)")
+    policy.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    policy.add_argument("--timeout-s", type=float, default=900.0, help="per-request timeout")
+    policy.add_argument("--template", default="{question}",
+                        help="user message template, e.g. '{question} Put the final answer "
+                             "in \\boxed{}.'")
+    data = policy.add_argument_group("dataset fields")
+    data.add_argument("--grader", help="grader of rows without a 'grader' field: numeric, "
+                      "exact, choice or regex")
+    data.add_argument("--answer-format", help="how answers are read for voting and merging: "
+                      "auto, number, boxed or choice (default: by grader)")
+    data.add_argument("--answer-pattern", help="a regex that reads answers instead (last "
+                      "match; group 1 if any); the regex grader needs one")
+    data.add_argument("--question-field", default="question", help="field with the question")
+    data.add_argument("--answer-field", default="answer", help="field with the answer")
+    data.add_argument("--reference-format", help="extract the reference answer from the "
+                      "answer field with this format (e.g. boxed for MATH solutions)")
+    data.add_argument("--reference-pattern", help="or with this regex (e.g. '####\\s*(.+)' "
+                      "for GSM8K)")
+    policy.add_argument("--serve-arg", dest="serve_args", action="append", default=[],
+                        metavar="ARG", help="in-process mode: an extra `selfcritic serve` "
+                        "argument (repeatable), e.g. --serve-arg=--dtype=float32")
+    policy.set_defaults(run=run_policy)
+
+    tasks = sub.add_parser(
+        "make-tasks", help="write seeded verifiable question sets (train and held-out)",
+        description="Write TRAIN and HELD-OUT JSONL question sets (arithmetic, unit "
+                    "conversion, counting, comparison, sequences) to --out. Deterministic in "
+                    "(seed, split); the two splits never share a question.")
+    tasks.add_argument("--out", type=Path, required=True, help="output directory")
+    tasks.add_argument("--seed", type=int, default=0)
+    tasks.add_argument("--train", type=int, default=200, help="train questions")
+    tasks.add_argument("--heldout", type=int, default=100, help="held-out questions")
+    tasks.set_defaults(run=run_make_tasks)
+
+
+def run_policy(args: argparse.Namespace) -> int:
+    """Run `eval policy`; print the table; 0 when some strategy was scored."""
+    from evaluation.client import EndpointError
+    from evaluation.dataset import DatasetError, Fields
+    from evaluation.policy import PolicyEvalConfig, evaluate_policy
+    from evaluation.report import format_table
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        config = PolicyEvalConfig(
+            data=args.data, output=args.output, url=args.url, model=args.model,
+            api_key=args.api_key, strategies=args.strategies, ns=args.ns, ks=args.ks,
+            max_tokens=args.max_tokens, temperature=args.temperature,
+            judge_max_tokens=args.judge_max_tokens, seed=args.seed,
+            request_seeds=args.request_seeds, template=args.template, limit=args.limit,
+            concurrency=args.concurrency, timeout_s=args.timeout_s,
+            serve_args=tuple(args.serve_args),
+            fields=Fields(question=args.question_field, answer=args.answer_field,
+                          grader=args.grader, answer_format=args.answer_format,
+                          answer_pattern=args.answer_pattern,
+                          reference_format=args.reference_format,
+                          reference_pattern=args.reference_pattern))
+        with _sigterm_exits():
+            result = evaluate_policy(config)
+    except (DatasetError, EndpointError, ValueError, RuntimeError) as error:
+        logger.error("%s", error)
+        return 1
+    sys.stdout.write(format_table(result.rows) + "\n")
+    for kind, path in result.paths.items():
+        logger.info("wrote %s: %s", kind, path)
+    return 0 if result.any_scored else 1
+
+
+def run_make_tasks(args: argparse.Namespace) -> int:
+    """Write the question sets and print their paths."""
+    from evaluation.tasks import write_tasks
+
+    try:
+        paths = write_tasks(args.out, args.seed, {"train": args.train, "heldout": args.heldout})
+    except ValueError as error:
+        logger.error("%s", error)
+        return 1
+    sys.stdout.write("".join(f"{path}\n" for path in paths.values()))
+    return 0
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so an in-process server is stopped on either."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _first_key() -> str | None:
+    keys = os.environ.get("SELFCRITIC_API_KEY", "")
+    return keys.split(",")[0].strip() or None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    from evaluation.strategies import STRATEGIES
+
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown strategies {', '.join(unknown) or '(none)'}; "
+                                         f"allowed: {', '.join(STRATEGIES)}")
+    return names
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}"
+                                         ) from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values

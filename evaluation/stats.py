@@ -1,0 +1,42 @@
+"""Small statistics for accuracies: the Wilson score interval and safe ratios.
+
+Wilson rather than the normal approximation because eval sets are small and accuracies
+sit near 0 or 1, where the normal interval leaves [0, 1] or collapses to a point.
+"""
+
+from __future__ import annotations
+
+import math
+
+Z95 = 1.959964
+CI_METHOD = "Wilson score interval, 95%"
+
+
+def wilson_interval(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval for `successes` out of `total`.
+
+    >>> tuple(round(x, 3) for x in wilson_interval(8, 10))
+    (0.49, 0.943)
+    >>> wilson_interval(0, 0)
+    (0.0, 1.0)
+    """
+    if total < 0 or not 0 <= successes <= total:
+        raise ValueError(f"need 0 <= successes <= total, got {successes} of {total}")
+    if total == 0:
+        return 0.0, 1.0
+    p = successes / total
+    z2 = z * z
+    centre = (p + z2 / (2 * total)) / (1 + z2 / total)
+    half = z * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total)) / (1 + z2 / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, or None when either is missing or the denominator is 0."""
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
