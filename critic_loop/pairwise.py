@@ -72,8 +72,9 @@ class PairJudge:
         if not pairings:
             return []
         prefixes = [self._prefix(p.key) for p in pairings]
-        orders = [[(p.a, p.b) if k % 2 == 0 else (p.b, p.a) for k in range(self.comparisons)]
-                  for p in pairings]
+        starts = [self._first_order(p) for p in pairings]
+        orders = [[start if k % 2 == 0 else start[::-1] for k in range(self.comparisons)]
+                  for start in starts]
         jobs = [(p, order, f"{prefix}-j{k}", k)
                 for p, prefix, match_orders in zip(pairings, prefixes, orders, strict=True)
                 for k, order in enumerate(match_orders)]
@@ -84,7 +85,7 @@ class PairJudge:
 
         tied = [i for i, p in enumerate(pairings)
                 if self.extra_allowed and is_split((p.a, p.b), regular[i])]
-        extra_jobs = [(pairings[i], self._extra_order(pairings[i], coins[i]),
+        extra_jobs = [(pairings[i], self._extra_order(starts[i], coins[i]),
                        f"{prefixes[i]}-x", self.comparisons) for i in tied]
         extras = dict(zip(tied, await self._judge(extra_jobs), strict=True)) if tied else {}
         by_probability = self.mode is JudgeMode.FAST
@@ -99,10 +100,18 @@ class PairJudge:
         self._used_ids.add(prefix)
         return prefix
 
-    def _extra_order(self, p: Pairing, coin: Coin) -> tuple[int, int]:
+    def _first_order(self, p: Pairing) -> tuple[int, int]:
+        """Which candidate is shown first in judgment 0. Even K shows both orders equally
+        often; with odd K one order gets one judgment more, so a seeded coin of its own
+        (keyed by the match) picks it, and neither candidate gains from position bias."""
+        if self.comparisons % 2 == 0 or Coin(f"{self.seed}:{p.key}:order").heads():
+            return (p.a, p.b)
+        return (p.b, p.a)
+
+    def _extra_order(self, start: tuple[int, int], coin: Coin) -> tuple[int, int]:
         if self.comparisons % 2 == 1:  # K odd: continuing the alternation balances orders
-            return (p.b, p.a)
-        return (p.a, p.b) if coin.heads() else (p.b, p.a)
+            return start[::-1]
+        return start if coin.heads() else start[::-1]
 
     def _sampling(self, key: str, k: int) -> SamplingOptions:
         if self.mode is JudgeMode.FAST:
