@@ -20,6 +20,7 @@ from server.admission import AdmissionController
 from server.auth import APIKeyChecker
 from server.errors import install_error_handlers
 from server.metrics import Metrics
+from server.model_defaults import with_model_defaults
 from server.request_context import RequestContextMiddleware
 from server.routes import chat, critique, meta
 from server.serving.chat import ChatService
@@ -30,18 +31,20 @@ from server.state import AppState
 logger = logging.getLogger(__name__)
 
 
-def start_vllm_engine(settings: ServerSettings) -> Engine:
-    """Resolve the model (building the default once) and start vLLM on it."""
+def start_vllm_engine(settings: ServerSettings) -> tuple[Engine, ServerSettings]:
+    """Resolve the model (building the default once) and start vLLM on it; return the
+    engine and the settings with the model's own serving defaults applied."""
     from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
     from critic_loop.model_store import resolve_model
 
     model = resolve_model(settings.model, served_name=settings.served_model_name)
+    settings = with_model_defaults(settings, model.path)
     return VLLMEngine.start(EngineConfig(
         model=str(model.path), served_name=model.served_name,
         max_model_len=settings.max_model_len, dtype=settings.dtype,
         enforce_eager=settings.enforce_eager, seed=settings.seed,
         max_num_seqs=settings.max_num_seqs,
-        gpu_memory_utilization=settings.gpu_memory_utilization))
+        gpu_memory_utilization=settings.gpu_memory_utilization)), settings
 
 
 def create_app(settings: ServerSettings, engine: Engine | None = None,
@@ -52,19 +55,19 @@ def create_app(settings: ServerSettings, engine: Engine | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        the_engine = engine
+        the_engine, served = engine, settings
         if the_engine is None:
-            the_engine = start_vllm_engine(settings)
+            the_engine, served = start_vllm_engine(settings)
             warm_up = getattr(the_engine, "warm_up", None)
             if warm_up is not None:
                 logger.info("Warming the engine up")
                 await warm_up()
         state = AppState(
-            settings=settings, engine=the_engine, metrics=metrics,
-            admission=AdmissionController(settings.max_inflight_sequences),
-            auth=APIKeyChecker(settings.api_key),
-            chat=ChatService(the_engine, settings, metrics),
-            critique=CritiqueService(the_engine, settings, metrics))
+            settings=served, engine=the_engine, metrics=metrics,
+            admission=AdmissionController(served.max_inflight_sequences),
+            auth=APIKeyChecker(served.api_key),
+            chat=ChatService(the_engine, served, metrics),
+            critique=CritiqueService(the_engine, served, metrics))
         app.state.selfcritic = state
         watchdog = asyncio.create_task(_watch_engine(state, on_engine_death))
         logger.info("Serving %s", the_engine.model_name)

@@ -1,0 +1,53 @@
+"""A trained critic's judge mode (from its export metadata) becomes the served default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from server.model_defaults import EXPORT_METADATA, trained_judge_mode, with_model_defaults
+from server.settings import ServerSettings
+from trainer.export import METADATA_FILE, judge_metadata
+
+
+def export_dir(tmp_path: Path, mode: str) -> Path:
+    (tmp_path / EXPORT_METADATA).write_text(json.dumps({"judge": judge_metadata(mode)}))
+    return tmp_path
+
+
+def test_the_server_reads_the_file_the_trainer_writes() -> None:
+    assert EXPORT_METADATA == METADATA_FILE
+
+
+def test_the_trained_mode_becomes_the_default(tmp_path: Path) -> None:
+    assert ServerSettings().judge == "fast"
+    served = with_model_defaults(ServerSettings(), export_dir(tmp_path, "reason"))
+    assert served.judge == "reason"
+    assert with_model_defaults(served, export_dir(tmp_path, "fast")).judge == "fast"
+
+
+def test_an_explicit_judge_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = export_dir(tmp_path, "reason")
+    assert with_model_defaults(ServerSettings(judge="fast"), model).judge == "fast"
+    monkeypatch.setenv("SELFCRITIC_JUDGE", "fast")
+    assert with_model_defaults(ServerSettings(), model).judge == "fast"
+
+
+def test_models_without_metadata_keep_the_server_default(tmp_path: Path) -> None:
+    assert trained_judge_mode(tmp_path) is None
+    (tmp_path / EXPORT_METADATA).write_text("{not json")
+    assert trained_judge_mode(tmp_path) is None
+    (tmp_path / EXPORT_METADATA).write_text(json.dumps({"judge": {"mode": "slow"}}))
+    assert with_model_defaults(ServerSettings(), tmp_path).judge == ServerSettings().judge
+
+
+def test_the_default_reaches_a_self_critic_request(tmp_path: Path, make_client) -> None:
+    served = with_model_defaults(ServerSettings(), export_dir(tmp_path, "reason"))
+    client = make_client(**served.model_dump(include=served.model_fields_set | {"judge"}))
+    reply = client.post("/v1/chat/completions", json={
+        "model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4,
+        "self_critic": {"candidates": 2}})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["self_critic"]["judge"] == "reason"
