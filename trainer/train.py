@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from critic_loop.judge_prompt import VERDICT_CHOICES
 from critic_loop.model_store import resolve_model
 from trainer.callbacks import MetricsLogger, QuietProgress, TimeBudget
 from trainer.data import load_pairs, to_grpo_dataset
@@ -66,6 +67,21 @@ def grpo_config(recipe: Recipe) -> Any:
     return GRPOConfig(**args)
 
 
+def fast_verdict_token_ids(model_dir: str | Path) -> list[int]:
+    """The ids of the fast verdict's "1" and "2": rollouts sample only what the served
+    fast judge can answer (vLLM's `allowed_token_ids`), so every reward compares the two."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    ids = []
+    for choice in VERDICT_CHOICES:
+        encoded = tokenizer.encode(choice, add_special_tokens=False)
+        if len(encoded) != 1:
+            raise ValueError(f"fast mode needs {choice!r} to be one token for {model_dir}")
+        ids.append(encoded[0])
+    return ids
+
+
 def lora_config(recipe: Recipe) -> Any:
     """A peft `LoraConfig` when the recipe asks for LoRA, else None."""
     if not recipe.lora:
@@ -113,8 +129,14 @@ def train(recipe: Recipe) -> TrainResult:
         callbacks: list[Any] = [metrics]
         if recipe.max_minutes:
             callbacks.append(TimeBudget(recipe.max_minutes))
-        trainer = GRPOTrainer(model=str(base.path), reward_funcs=get_rewards(recipe.rewards),
-                              args=grpo_config(recipe), train_dataset=dataset,
+        trainer_class, extra = GRPOTrainer, {}
+        if recipe.judge_mode == "fast" and recipe.max_completion_length == 1:
+            from trainer.one_token_grpo import OneTokenGRPOTrainer
+
+            trainer_class = OneTokenGRPOTrainer
+            extra = {"allowed_token_ids": fast_verdict_token_ids(base.path)}
+        trainer = trainer_class(model=str(base.path), reward_funcs=get_rewards(recipe.rewards),
+                              args=grpo_config(recipe), train_dataset=dataset, **extra,
                               peft_config=lora_config(recipe), callbacks=callbacks)
         if trainer.pop_callback(ProgressCallback) is not None:
             trainer.add_callback(QuietProgress)
