@@ -17,6 +17,7 @@ from typing import Any
 
 from critic_loop.judge_prompt import VERDICT_CHOICES
 from critic_loop.model_store import resolve_model
+from critic_loop.verdict_tokens import verdict_token_ids
 from trainer.callbacks import MetricsLogger, QuietProgress, TimeBudget
 from trainer.data import load_pairs, to_grpo_dataset
 from trainer.export import export_model, judge_metadata
@@ -68,18 +69,12 @@ def grpo_config(recipe: Recipe) -> Any:
 
 
 def fast_verdict_token_ids(model_dir: str | Path) -> list[int]:
-    """The ids of the fast verdict's "1" and "2": rollouts sample only what the served
-    fast judge can answer (vLLM's `allowed_token_ids`), so every reward compares the two."""
+    """Every spelling of the fast verdict's "1" and "2" (critic_loop.verdict_tokens): rollouts
+    sample only what the served fast judge can answer, so every reward compares the two."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    ids = []
-    for choice in VERDICT_CHOICES:
-        encoded = tokenizer.encode(choice, add_special_tokens=False)
-        if len(encoded) != 1:
-            raise ValueError(f"fast mode needs {choice!r} to be one token for {model_dir}")
-        ids.append(encoded[0])
-    return ids
+    spellings = verdict_token_ids(AutoTokenizer.from_pretrained(model_dir), VERDICT_CHOICES)
+    return sorted(i for ids in spellings.values() for i in ids)
 
 
 def lora_config(recipe: Recipe) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,6 +34,8 @@ from critic_loop.engine import (
     StreamDelta,
     TokenLogprob,
 )
+from critic_loop.judge_prompt import VERDICT_CHOICES
+from critic_loop.verdict_tokens import verdict_token_ids
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +83,8 @@ class VLLMEngine:
         self.model_name = config.served_name
         self.max_model_len = llm.model_config.max_model_len
         self.supports_images = False  # text generation only; image parts get a clear 400
-        self._choice_ids: dict[str, int] = {}
+        # Found once, so a tokenizer that cannot spell a verdict fails at start-up
+        self._choice_ids = verdict_token_ids(tokenizer, VERDICT_CHOICES)
         self._special_ids = frozenset(tokenizer.all_special_ids)
 
     @classmethod
@@ -210,12 +214,12 @@ class VLLMEngine:
                 "Shorten the messages or lower max_tokens.")
         return ids
 
-    def _choice_id(self, choice: str) -> int:
+    def _choice_token_ids(self, choice: str) -> tuple[int, ...]:
         if choice not in self._choice_ids:
             ids = self._encode(choice)
             if len(ids) != 1:
                 raise ValueError(f"choice {choice!r} is not a single token for this model")
-            self._choice_ids[choice] = ids[0]
+            self._choice_ids[choice] = (ids[0],)
         return self._choice_ids[choice]
 
     def _sampling_params(self, request: GenerationRequest,
@@ -226,7 +230,7 @@ class VLLMEngine:
             temperature=options.temperature, top_p=options.top_p, seed=options.seed,
             stop=list(options.stop) or None, logprobs=options.logprobs, output_kind=kind)
         if options.choices:
-            ids = [self._choice_id(c) for c in options.choices]
+            ids = sorted({i for c in options.choices for i in self._choice_token_ids(c)})
             # allowed_token_ids restricts what is sampled; logprob_token_ids reports each
             # choice's (unrestricted) logprob, which is the judge's confidence.
             params.update(max_tokens=1, allowed_token_ids=ids, logprob_token_ids=ids,
@@ -251,8 +255,20 @@ class VLLMEngine:
         if not options.choices or not out.logprobs:
             return None
         position = out.logprobs[0]
-        return {c: position[self._choice_id(c)].logprob for c in options.choices
-                if self._choice_id(c) in position}
+        found = {}
+        for choice in options.choices:  # a choice's spellings share its probability
+            logprobs = [position[i].logprob for i in self._choice_token_ids(choice)
+                        if i in position]
+            if logprobs:
+                found[choice] = _logsumexp(logprobs)
+        return found
+
+
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    if top == -math.inf:
+        return top
+    return top + math.log(sum(math.exp(v - top) for v in values))
 
 
 def _on_cpu() -> bool:
