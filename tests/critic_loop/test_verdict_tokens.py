@@ -36,7 +36,7 @@ def test_every_single_token_spelling_is_found_and_specials_are_not() -> None:
 
 
 def test_a_tokenizer_that_cannot_spell_a_verdict_is_refused_clearly() -> None:
-    with pytest.raises(NoVerdictTokenError, match="no single token for '2'.*--judge reason"):
+    with pytest.raises(NoVerdictTokenError, match=r"no single token for '2'.*--judge reason"):
         verdict_token_ids(FakeTokenizer(["1", "12", "x"]), ("1", "2"))
 
 
