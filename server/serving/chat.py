@@ -16,6 +16,8 @@ from typing import Any
 from critic_loop.best_of_n import BestOfNResult, best_of_n
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Engine, GenerationRequest, SamplingOptions
+from critic_loop.judge_budget import judge_budget
+from critic_loop.judge_prompt import JudgeMode
 from server.errors import APIError, bad_request
 from server.metrics import Metrics
 from server.protocol.chat import ChatCompletionRequest, SelfCriticOptions
@@ -71,9 +73,37 @@ class ChatService:
         except Exception as exc:  # a chat template rejecting the conversation is bad input
             raise bad_request(f"The model's chat template rejected these messages: {exc}",
                               param="messages") from exc
-        sampling = request.sampling(self._max_tokens(request, prompt))
+        max_tokens = self._max_tokens(request, prompt)
         critic = self._self_critic_config(request, alias)
+        if critic is not None:
+            max_tokens = self._fit_judge(request, messages, critic, max_tokens)
+        sampling = request.sampling(max_tokens)
         return PreparedChat(request, prompt, messages, sampling, critic)
+
+    def _fit_judge(self, request: ChatCompletionRequest, messages: list[dict[str, Any]],
+                   critic: SelfCriticConfig, max_tokens: int) -> int:
+        """The candidates' max_tokens such that any two of them can be judged: the server's
+        default is capped to fit; a client's own max_tokens that cannot fit is a 400."""
+        budget = judge_budget(self.engine, messages, critic.mode, critic.judge_max_tokens)
+        if budget.fits(max_tokens):
+            return max_tokens
+        asked = request.requested_max_tokens()
+        if asked is None and budget.per_response >= 1:
+            return budget.per_response
+        param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+        reason = critic.mode is JudgeMode.REASON
+        judge = (f"self_critic.judge_max_tokens = {budget.judge_tokens}" if reason
+                 else "the fast judge's 1 token")
+        fixes = [f"lower {param} to at most {budget.per_response}"
+                 if budget.per_response >= 1 else "shorten the messages"]
+        if reason:
+            fixes.append("lower self_critic.judge_max_tokens")
+        raise APIError(400, f"Self-critic judges two candidates in one prompt, which does not "
+                       f"fit: the question and instruction take {budget.overhead} tokens, "
+                       f"2 × {param} = {2 * max_tokens}, plus {judge}, exceed the model's "
+                       f"context of {budget.context} tokens. To fit, {' or '.join(fixes)}.",
+                       param=param if budget.per_response >= 1 else "messages",
+                       code="context_length_exceeded")
 
     def _check_model(self, name: str) -> bool:
         base = self.engine.model_name

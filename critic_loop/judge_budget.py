@@ -1,0 +1,47 @@
+"""Whether a self-critic run's judgments fit the model's context, checked before sampling.
+
+A judge prompt holds the question, two candidates and the instruction, and needs room for
+the judge's own answer. A judgment that cannot fit is never sent and counts as an invalid
+vote, which would quietly turn matches into coin flips; so the budget is checked up front:
+question + 2 × candidate max_tokens + judge budget must fit the context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from critic_loop.engine import Engine, Message
+from critic_loop.judge_prompt import JudgeMode, judge_messages
+
+JOIN_SLACK = 8
+"""Tokens a response can add where it meets the template's text (merges at the seams)."""
+
+
+@dataclass(frozen=True)
+class JudgeBudget:
+    """The token arithmetic of one judgment: the fixed part, the judge's answer, the context."""
+
+    overhead: int
+    """The rendered judge prompt with both responses empty (question and instruction)."""
+    judge_tokens: int
+    """What the judge may generate: 1 in fast mode, judge_max_tokens in reason mode."""
+    context: int
+
+    @property
+    def per_response(self) -> int:
+        """The most tokens each of the two responses can have for a judgment to fit."""
+        return (self.context - self.overhead - self.judge_tokens - JOIN_SLACK) // 2
+
+    def fits(self, response_tokens: int) -> bool:
+        return response_tokens <= self.per_response
+
+
+def judge_budget(engine: Engine, question: str | Sequence[Message], mode: JudgeMode | str,
+                 judge_max_tokens: int) -> JudgeBudget:
+    """Measure the judge prompt's fixed part for `question` with the engine's template."""
+    mode = JudgeMode(mode)
+    empty = engine.render_chat(judge_messages(question, "", "", mode))
+    return JudgeBudget(overhead=engine.count_tokens(empty),
+                       judge_tokens=1 if mode is JudgeMode.FAST else judge_max_tokens,
+                       context=engine.max_model_len)
