@@ -10,6 +10,8 @@ from typing import Any
 from critic_loop.config import SelfCriticConfig
 from critic_loop.critique import rank_responses
 from critic_loop.engine import Engine
+from critic_loop.judge_budget import judge_budget
+from critic_loop.judge_prompt import JudgeMode
 from server.errors import APIError, bad_request
 from server.metrics import Metrics
 from server.protocol.critique import CritiqueRequest
@@ -63,7 +65,24 @@ class CritiqueService:
                 seed=request.seed)
         except ValueError as exc:
             raise bad_request(str(exc)) from exc
+        self._check_judge_budget(question, list(request.responses), config)
         return PreparedCritique(question, list(request.responses), config)
+
+    def _check_judge_budget(self, question: str | list[dict[str, Any]], responses: list[str],
+                            config: SelfCriticConfig) -> None:
+        """A 400 when the two longest responses cannot share one judge prompt (a judgment
+        that cannot be sent would otherwise count as an invalid vote)."""
+        budget = judge_budget(self.engine, question, config.mode, config.judge_max_tokens)
+        longest = sorted(self.engine.count_tokens(r) for r in responses)[-2:]
+        if sum(longest) <= 2 * budget.per_response:
+            return
+        room = 2 * budget.per_response
+        raise APIError(400, f"The two longest responses take {sum(longest)} tokens; with the "
+                       f"question, the instruction ({budget.overhead} tokens) and the judge's "
+                       f"answer ({budget.judge_tokens}) only {max(room, 0)} fit the model's "
+                       f"context of {budget.context}. Shorten the responses"
+                       f"{' or lower max_tokens' if config.mode is JudgeMode.REASON else ''}.",
+                       param="responses", code="context_length_exceeded")
 
     async def run(self, critique: PreparedCritique, request_id: str) -> dict[str, Any]:
         result = await rank_responses(self.engine, critique.question, critique.responses,

@@ -54,3 +54,17 @@ def test_a_judge_budget_that_leaves_no_room_says_shorten_the_messages(make_clien
                                                      "judge_max_tokens": 290})
     assert reply.status_code == 400
     assert reply.json()["error"]["param"] == "messages"
+
+
+def test_critique_responses_too_long_to_judge_together_are_a_400(make_client) -> None:
+    engine = ScriptedEngine(echo_responder, model_name="tiny", max_model_len=300)
+    client = make_client(engine)
+    long = " ".join(["word"] * 150)
+    reply = client.post("/v1/critique", json={
+        "question": "Which?", "responses": [long, long, "short"], "judge": "fast"})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["param"] == "responses"
+    assert engine.generate_calls == []
+    ok = client.post("/v1/critique", json={
+        "question": "Which?", "responses": [long, "short"], "judge": "fast"})
+    assert ok.status_code == 200, ok.text
