@@ -1,0 +1,108 @@
+"""GRPO for the one-token fast verdict, without computing the same prompt G times.
+
+The fast judge's completion is a single token, "1" or "2". TRL's `GRPOTrainer` repeats
+each prompt `num_generations` times and runs generation, the policy forward and its
+backward over every copy; for one token all copies share the prompt, and the whole
+answer is the distribution at its last position. `OneTokenGRPOTrainer` computes that
+distribution once per distinct prompt, samples the G verdicts from it (restricted to the
+verdict tokens, as vLLM's `allowed_token_ids` restricts the served judge), and scores
+every copy from the shared forward. Same loss, same gradients; a step costs ~1/G.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from trl import GRPOTrainer
+
+logger = logging.getLogger(__name__)
+
+
+class OneTokenGRPOTrainer(GRPOTrainer):
+    """`GRPOTrainer` for text prompts and completions of exactly one token."""
+
+    def __init__(self, *args: Any, allowed_token_ids: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.max_completion_length != 1:
+            raise ValueError("OneTokenGRPOTrainer needs max_completion_length 1, got "
+                             f"{self.max_completion_length}")
+        self.allowed_token_ids = torch.tensor(sorted(set(allowed_token_ids)))
+
+    # -- rollouts: one forward per distinct prompt, G samples from it -------------------
+    def _generate_single_turn(self, prompt_ids: list[list[int]], images: Any,
+                              multimodal_fields: Any, num_generations: int,
+                              has_tool_images: bool = False) -> tuple[list[list[int]], None]:
+        if images is not None and any(images):
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields,
+                                                 num_generations, has_tool_images)
+        distinct, inverse = _distinct(prompt_ids)
+        input_ids, attention_mask = _left_pad(distinct, self._tokenizer.pad_token_id or 0,
+                                              self.accelerator.device)
+        model = self.accelerator.unwrap_model(self.model_wrapped)
+        with torch.no_grad(), self.accelerator.autocast():
+            logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                           position_ids=_positions(attention_mask),
+                           logits_to_keep=1).logits[:, -1].float()
+        allowed = self.allowed_token_ids.to(logits.device)
+        probs = torch.softmax(logits[:, allowed] / self.temperature, dim=-1)
+        rows = probs[torch.tensor(inverse, device=probs.device)]
+        picked = allowed[torch.multinomial(rows, 1).squeeze(1)]
+        return [[int(t)] for t in picked.tolist()], None
+
+    # -- scoring: the same shared forward, gathered per copy ----------------------------
+    def _get_per_token_logps_and_entropies(self, model: Any, input_ids: torch.Tensor,
+                                           attention_mask: torch.Tensor, logits_to_keep: int,
+                                           batch_size: int | None = None,
+                                           compute_entropy: bool = False,
+                                           compute_aux_loss: bool = False, **multimodal: Any
+                                           ) -> tuple[torch.Tensor, torch.Tensor | None, None]:
+        if (logits_to_keep != 1 or compute_aux_loss
+                or any(v is not None for v in multimodal.values())):
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **multimodal)
+        prompts, tokens = input_ids[:, :-1], input_ids[:, -1]
+        keys = torch.cat([prompts, attention_mask[:, :-1]], dim=1)
+        distinct, inverse = torch.unique(keys, dim=0, return_inverse=True)
+        width = prompts.size(1)
+        mask = distinct[:, width:]
+        with self.accelerator.autocast():
+            logits = model(input_ids=distinct[:, :width], attention_mask=mask,
+                           position_ids=_positions(mask), logits_to_keep=1).logits[:, -1]
+        logps = torch.log_softmax(logits.float() / self.temperature, dim=-1)[inverse]
+        token_logps = logps.gather(1, tokens[:, None])
+        entropies = None
+        if compute_entropy:
+            entropies = -(logps.exp() * logps).sum(-1, keepdim=True).detach()
+        return token_logps, entropies, None
+
+
+def _distinct(prompts: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[int]]:
+    """The distinct prompts in first-seen order, and each prompt's index among them.
+
+    >>> _distinct([[1, 2], [3], [1, 2]])
+    ([[1, 2], [3]], [0, 1, 0])
+    """
+    index: dict[tuple[int, ...], int] = {}
+    inverse = [index.setdefault(tuple(p), len(index)) for p in prompts]
+    return [list(p) for p in index], inverse
+
+
+def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted from each row's first real token, as an unpadded prompt has them
+    when it is served (left padding would otherwise shift them)."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def _left_pad(rows: Sequence[Sequence[int]], pad: int, device: Any
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row):] = 1
+    return ids.to(device), mask.to(device)
