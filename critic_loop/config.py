@@ -99,6 +99,11 @@ class SelfCriticConfig:
                                                   or self.comparisons == 1)
 
     @property
+    def peak_judge_sequences(self) -> int:
+        """The most judgments in flight at once: all K of every first-round match."""
+        return (self.candidates // 2) * self.comparisons
+
+    @property
     def max_judge_calls(self) -> int:
         """Judge calls at most for `candidates` distinct candidates: (N−1)·K, plus one per
         match when `extra_judgment` holds (every match could split)."""

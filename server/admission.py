@@ -1,6 +1,7 @@
 """Admission control: a bound on the sequences in flight (running or queued).
 
-A plain request costs `n` sequences, a self-critic request its candidates. Past the
+A plain request costs `n` sequences, a self-critic request its candidates plus its first
+round of judgments (they overlap when pipelined), a critique its first round. Past the
 bound a request is refused at once with 429 and `Retry-After` instead of queueing
 without limit; with the engine down it is 503.
 """
@@ -33,8 +34,10 @@ class AdmissionController:
     def acquire(self, cost: int) -> Callable[[], None]:
         """Take `cost` sequences; return the (idempotent) function that gives them back."""
         if cost > self.max_sequences:
-            raise APIError(400, f"This request needs {cost} sequences but the server admits "
-                           f"at most {self.max_sequences} at once; lower n or candidates.",
+            raise APIError(400, f"This request needs {cost} sequences (n, or self-critic "
+                           "candidates plus their first round of judgments) but the server "
+                           f"admits at most {self.max_sequences} at once; lower n, candidates "
+                           "or comparisons.",
                            param="n", code="too_many_sequences")
         if self.in_flight + cost > self.max_sequences:
             raise APIError(429, "The server is at capacity "

@@ -44,12 +44,14 @@ class ServerSettings(BaseSettings):
 
     # -- limits ----------------------------------------------------------------------------
     max_n: int = Field(16, ge=1, description="Largest 'n' a request may ask for.")
-    max_candidates: int = Field(16, ge=2, description="Largest self-critic 'candidates'.")
+    max_candidates: int = Field(16, ge=2, le=128, description="Largest self-critic 'candidates' "
+                                "(up to 128, the paper's best-of-128).")
     default_max_tokens: int = Field(512, ge=1, description="Completion budget when a request "
                                     "sets none (capped by what the context leaves).")
     max_inflight_sequences: int = Field(256, ge=1, description="Admission limit: sequences "
-                                        "(n, or self-critic candidates) running or queued at "
-                                        "once; beyond it requests get 429.")
+                                        "(n, or self-critic candidates plus their first round "
+                                        "of judgments) running or queued at once; beyond it "
+                                        "requests get 429.")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")
     request_timeout_s: float = Field(600.0, gt=0, description="Per-request deadline (504 beyond; "
                                      "engine work aborted).")

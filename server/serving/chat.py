@@ -45,8 +45,11 @@ class PreparedChat:
 
     @property
     def sequences(self) -> int:
-        """Admission cost: sequences this request keeps in flight."""
-        return self.self_critic.candidates if self.self_critic else self.request.n
+        """Admission cost: sequences this request keeps in flight. A self-critic request
+        holds its candidates and, pipelined, its first round of judgments beside them."""
+        if self.self_critic is None:
+            return self.request.n
+        return self.self_critic.candidates + self.self_critic.peak_judge_sequences
 
 
 class ChatService:

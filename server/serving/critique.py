@@ -27,8 +27,8 @@ class PreparedCritique:
 
     @property
     def sequences(self) -> int:
-        """Admission cost: one sequence per response (its first-round judgments)."""
-        return len(self.responses)
+        """Admission cost: the first round's judgments, all in flight at once."""
+        return max(1, self.config.peak_judge_sequences)
 
 
 class CritiqueService:
