@@ -57,6 +57,10 @@ class CriticReport:
     """Share of valid votes that named Response 1 (0.5 = no position bias)."""
     valid_accuracy: float | None
     """Accuracy over valid votes only (None when every vote was invalid)."""
+    match_accuracy: float = 0.0
+    """How often a K=2 match over the pair picks the right response, deciding as the
+    knockout does: the majority of the two votes, a split by the summed probabilities
+    (fast mode), else a fair coin (counted as a half)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +71,8 @@ class CriticReport:
                 f"accuracy {self.accuracy:.1%} (95% CI {low:.1%}–{high:.1%}; "
                 f"as given {self.accuracy_as_given:.1%}, swapped {self.accuracy_swapped:.1%}), "
                 f"consistency {self.consistency:.1%}, both right {self.consistent_accuracy:.1%}, "
-                f"invalid {self.invalid_rate:.1%}, says 1 {self.first_position_rate:.1%}")
+                f"invalid {self.invalid_rate:.1%}, says 1 {self.first_position_rate:.1%}; "
+                f"K=2 match accuracy {self.match_accuracy:.1%}")
 
 
 async def judge_pairs(engine: Engine, pairs: Sequence[PreferencePair], *,
@@ -110,7 +115,29 @@ def score(verdicts: Sequence[PairVerdicts], *, model: str, mode: str) -> CriticR
         first_position_rate=(sum(said == first for said, first in valid) / len(valid)
                              if valid else 0.0),
         valid_accuracy=right / len(valid) if valid else None,
+        match_accuracy=sum(match_score(v) for v in verdicts) / n,
     )
+
+
+def match_score(verdict: PairVerdicts) -> float:
+    """1, 0 or 0.5 (a coin) for the K=2 match over one pair, decided as the knockout does.
+
+    >>> match_score(PairVerdicts(1, 1, 2, ("", ""), (0.9, 0.3)))  # split; 0.9 + 0.3 > 1
+    1.0
+    >>> match_score(PairVerdicts(1, 2, None, ("", ""), (None, None)))  # one wrong vote
+    0.0
+    >>> match_score(PairVerdicts(1, 1, 2, ("", ""), (None, None)))  # split: a coin
+    0.5
+    """
+    votes = [said == verdict.label for said in (verdict.as_given, verdict.swapped)
+             if said is not None]
+    wrong = len(votes) - sum(votes)
+    if sum(votes) != wrong:
+        return float(sum(votes) > wrong)
+    given, swapped = verdict.probabilities
+    if given is not None and swapped is not None and given + swapped != 1.0:
+        return float(given + swapped > 1.0)
+    return 0.5
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
