@@ -72,7 +72,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
     try:
         result = train(recipe)
-    except (DataError, FileNotFoundError) as error:
+    except (DataError, RecipeError, FileNotFoundError) as error:
         logger.error("%s", error)
         return 1
     sys.stdout.write(f"{result.export_dir}\n")
@@ -107,6 +107,14 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
                         help="let vLLM compile the model (slower start; default eager)")
     critic.add_argument("--output", type=Path, default=None,
                         help="write the report and every verdict as JSON here")
+    curve = sub.add_parser(
+        "curve", help="plot a training run's learning curve (PNG)",
+        description="Plot held-out judge accuracy (recipe eval_data) and training reward "
+                    "against step from RUN_DIR/metrics.jsonl.")
+    curve.add_argument("run_dir", type=Path, help="the recipe's output_dir")
+    curve.add_argument("--output", type=Path, default=None,
+                       help="PNG to write (default RUN_DIR/learning_curve.png)")
+    curve.set_defaults(run=_plot_curve)
     from evaluation.cli import add_eval_parsers
 
     add_eval_parsers(sub)  # `policy` and `make-tasks`; they live in evaluation/
@@ -148,6 +156,20 @@ async def _evaluate_on_vllm(args: argparse.Namespace, pairs: list[PreferencePair
     finally:
         await engine.close()
     return score(verdicts, model=str(args.model), mode=args.judge), verdicts
+
+
+def _plot_curve(args: argparse.Namespace) -> int:
+    from trainer.curve import plot_curve
+
+    metrics = args.run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        logger.error("no metrics.jsonl in %s", args.run_dir)
+        return 1
+    out = plot_curve(metrics, args.output or args.run_dir / "learning_curve.png")
+    if out is None:
+        return 1
+    sys.stdout.write(f"{out}\n")
+    return 0
 
 
 def _export_only(recipe: Recipe) -> int:

@@ -39,12 +39,12 @@ class OneTokenGRPOTrainer(GRPOTrainer):
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields,
                                                  num_generations, has_tool_images)
         distinct, inverse = _distinct(prompt_ids)
-        input_ids, attention_mask = _left_pad(distinct, self._tokenizer.pad_token_id or 0,
+        input_ids, attention_mask = left_pad(distinct, self._tokenizer.pad_token_id or 0,
                                               self.accelerator.device)
         model = self.accelerator.unwrap_model(self.model_wrapped)
         with torch.no_grad(), self.accelerator.autocast():
             logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                           position_ids=_positions(attention_mask),
+                           position_ids=positions(attention_mask),
                            logits_to_keep=1).logits[:, -1].float()
         allowed = self.allowed_token_ids.to(logits.device)
         probs = torch.softmax(logits[:, allowed] / self.temperature, dim=-1)
@@ -71,7 +71,7 @@ class OneTokenGRPOTrainer(GRPOTrainer):
         mask = distinct[:, width:]
         with self.accelerator.autocast():
             logits = model(input_ids=distinct[:, :width], attention_mask=mask,
-                           position_ids=_positions(mask), logits_to_keep=1).logits[:, -1]
+                           position_ids=positions(mask), logits_to_keep=1).logits[:, -1]
         logps = torch.log_softmax(logits.float() / self.temperature, dim=-1)[inverse]
         token_logps = logps.gather(1, tokens[:, None])
         entropies = None
@@ -91,13 +91,13 @@ def _distinct(prompts: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[i
     return [list(p) for p in index], inverse
 
 
-def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions counted from each row's first real token, as an unpadded prompt has them
     when it is served (left padding would otherwise shift them)."""
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def _left_pad(rows: Sequence[Sequence[int]], pad: int, device: Any
+def left_pad(rows: Sequence[Sequence[int]], pad: int, device: Any
               ) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)

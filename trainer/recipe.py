@@ -38,6 +38,10 @@ class Recipe:
     train_data: str = _f("data/demo/train.jsonl",
                          "preference pairs: .jsonl, .json, .parquet or a save_to_disk directory")
     max_train_pairs: int | None = _f(None, "use only the first N pairs (None: all)")
+    eval_data: str | None = _f(None, "held-out pairs judged during training (fast mode): the "
+                               "learning curve in metrics.jsonl (None: no curve)")
+    eval_steps: int = _f(10, "judge the held-out pairs every N steps (and before the first)")
+    eval_pairs: int | None = _f(None, "judge only the first N held-out pairs (None: all)")
     skip_invalid: bool = _f(False, "skip (and count) bad rows instead of failing")
     seed: int = _f(0, "seed for data ordering, sampling and initialisation")
     judge_mode: str = _f("reason", "judge prompt trained: 'reason' (think, then \\boxed{}; the "

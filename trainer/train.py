@@ -21,7 +21,7 @@ from critic_loop.verdict_tokens import verdict_token_ids
 from trainer.callbacks import MetricsLogger, QuietProgress, TimeBudget
 from trainer.data import load_pairs, to_grpo_dataset
 from trainer.export import export_model, judge_metadata
-from trainer.recipe import Recipe
+from trainer.recipe import Recipe, RecipeError
 from trainer.rewards import get_rewards
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,20 @@ def fast_verdict_token_ids(model_dir: str | Path) -> list[int]:
     return sorted(i for ids in spellings.values() for i in ids)
 
 
+def heldout_curve(recipe: Recipe, model_dir: Path, metrics_path: Path) -> Any:
+    """The callback that measures held-out fast-judge accuracy while training."""
+    from transformers import AutoTokenizer
+
+    from trainer.heldout_curve import HeldOutCurve
+
+    if recipe.judge_mode != "fast":
+        raise RecipeError("eval_data measures the fast judge during training; a reason-mode "
+                          "recipe is measured after training with `selfcritic eval critic`")
+    pairs = load_pairs(recipe.eval_data, seed=recipe.seed).pairs[: recipe.eval_pairs]
+    return HeldOutCurve(pairs, AutoTokenizer.from_pretrained(model_dir), metrics_path,
+                        recipe.eval_steps, bf16=recipe.bf16)
+
+
 def lora_config(recipe: Recipe) -> Any:
     """A peft `LoraConfig` when the recipe asks for LoRA, else None."""
     if not recipe.lora:
@@ -124,6 +138,8 @@ def train(recipe: Recipe) -> TrainResult:
         callbacks: list[Any] = [metrics]
         if recipe.max_minutes:
             callbacks.append(TimeBudget(recipe.max_minutes))
+        if recipe.eval_data:
+            callbacks.append(heldout_curve(recipe, base.path, metrics.path))
         trainer_class, extra = GRPOTrainer, {}
         if recipe.judge_mode == "fast" and recipe.max_completion_length == 1:
             from trainer.one_token_grpo import OneTokenGRPOTrainer

@@ -100,12 +100,16 @@ def test_rollouts_are_verdict_tokens_at_the_restricted_softmax_frequencies(train
 
 def test_fast_recipe_trains_and_exports_with_the_one_token_trainer(tiny_model_dir: Path,
                                                                    tmp_path: Path) -> None:
+    from trainer.curve import plot_curve, read_curve
     from trainer.train import train
 
     recipe = load_recipe(RECIPE, [f"model={tiny_model_dir}", "max_steps=2", "max_train_pairs=8",
                                   "per_device_train_batch_size=16", "bf16=false",
-                                  f"output_dir={tmp_path}"])
+                                  f"output_dir={tmp_path}", "eval_steps=1", "eval_pairs=3"])
     result = train(recipe)
+    curve = read_curve(result.metrics_path)["held-out accuracy"]
+    assert [step for step, _ in curve] == [0, 1, 2] and all(0 <= a <= 1 for _, a in curve)
+    assert plot_curve(result.metrics_path, tmp_path / "curve.png").stat().st_size > 1000
     assert result.steps == 2 and (result.export_dir / "config.json").is_file()
     metadata = json.loads((result.export_dir / "selfcritic-export.json").read_text())
     assert metadata["judge"]["mode"] == "fast"
@@ -113,3 +117,18 @@ def test_fast_recipe_trains_and_exports_with_the_one_token_trainer(tiny_model_di
     rewards = [s["reward"] for s in steps if "reward" in s]
     assert rewards and all(0 <= r <= 1 for r in rewards)
     assert all(s["completions/mean_length"] == 1 for s in steps if "completions/mean_length" in s)
+
+
+def test_held_out_verdicts_read_both_orders_against_the_label() -> None:
+    from trainer.data import PreferencePair
+    from trainer.heldout_curve import _verdict
+
+    right_first = PreferencePair("Q", "right", "wrong", 1)
+    # P("1") = 0.8 as given (says 1: right); swapped, P("1") = 0.3 (says 2: "right" again)
+    v = _verdict(right_first, 0.8, 0.3)
+    assert (v.as_given, v.swapped) == (1, 1)
+    assert v.probabilities == pytest.approx((0.8, 0.7))
+    wrong_first = PreferencePair("Q", "wrong", "right", 2)
+    v = _verdict(wrong_first, 0.9, 0.9)  # always "1": right once, wrong once
+    assert (v.as_given, v.swapped) == (1, 2) and v.probabilities == pytest.approx((0.1, 0.9))
+    assert _verdict(wrong_first, 0.5, 0.2).as_given is None
