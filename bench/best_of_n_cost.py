@@ -53,10 +53,17 @@ class Recorder:
 
 
 def parse_variant(text: str) -> dict[str, Any]:
-    dtype, _, rest = text.partition(":")
-    variant: dict[str, Any] = {"name": text, "dtype": dtype, "block_size": None}
-    if rest.startswith("block"):
-        variant["block_size"] = int(rest.removeprefix("block"))
+    """DTYPE[:blockN][:answer] -> engine dtype, KV block size, and the merge mode."""
+    dtype, *options = text.split(":")
+    variant: dict[str, Any] = {"name": text, "dtype": dtype, "block_size": None,
+                               "merge": "text"}
+    for option in options:
+        if option.startswith("block"):
+            variant["block_size"] = int(option.removeprefix("block"))
+        elif option in ("answer", "text"):
+            variant["merge"] = option
+        else:
+            raise SystemExit(f"unknown variant option {option!r} in {text!r}")
     return variant
 
 
@@ -66,15 +73,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     model = resolve_model(args.model)
     variants = [parse_variant(v) for v in args.variants]
-    engines = {}
+    engines: dict[str, Recorder] = {}
     for v in variants:
+        key = f"{v['dtype']}:{v['block_size']}"
+        if key in engines:  # variants that differ only in merge mode share an engine
+            v["start_s"] = 0.0
+            engines[v["name"]] = engines[key]
+            continue
         started = time.monotonic()
         engine = VLLMEngine.start(EngineConfig(
             model=str(model.path), served_name=model.served_name, dtype=v["dtype"],
             block_size=v["block_size"], enforce_eager=not args.compiled))
         await engine.warm_up()
         v["start_s"] = round(time.monotonic() - started, 1)
-        engines[v["name"]] = Recorder(engine)
+        engines[v["name"]] = engines[key] = Recorder(engine)
     rows: dict[str, dict[str, list[float]]] = {v["name"]: {"plain": [], "best": []}
                                                for v in variants}
     try:
@@ -92,19 +104,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 plain = time.monotonic() - started
                 config = SelfCriticConfig(candidates=args.candidates, judge="fast",
                                           comparisons=args.comparisons, seed=q,
-                                          schedule=args.schedule)
+                                          schedule=args.schedule, merge=v["merge"])
                 started = time.monotonic()
-                await best_of_n(engine, prompt, messages, sampling, config, f"best-{q}")
+                judged_before = len(engine.judged)
+                result = await best_of_n(engine, prompt, messages, sampling, config,
+                                         f"best-{q}-{v['name']}")
                 best = time.monotonic() - started
+                rows[v["name"]].setdefault("judge_calls", []).append(
+                    len(engine.judged) - judged_before)
+                rows[v["name"]].setdefault("entrants", []).append(len(result.report.knockout.entrants))
                 rows[v["name"]]["plain"].append(plain)
                 rows[v["name"]]["best"].append(best)
                 logger.info("q%d %s: plain %.2f s, best-of-%d %.2f s (%.2fx)", q, v["name"],
                             plain, args.candidates, best, best / plain)
     finally:
-        for engine in engines.values():
+        for engine in {id(e): e for e in engines.values()}.values():
             await engine.close()
     return {"variants": variants, "rows": rows,
-            "judged": {name: e.judged for name, e in engines.items()}}
+            "judged": {v["name"]: engines[v["name"]].judged for v in variants}}
 
 
 def summarise(raw: dict[str, Any]) -> list[dict[str, Any]]:
@@ -116,6 +133,8 @@ def summarise(raw: dict[str, Any]) -> list[dict[str, Any]]:
         prompt_tokens = sum(p for p, _ in judged)
         out.append({
             "variant": v["name"], "start_s": v["start_s"],
+            "judge_calls_mean": round(statistics.mean(raw["rows"][v["name"]]["judge_calls"]), 1),
+            "entrants_mean": round(statistics.mean(raw["rows"][v["name"]]["entrants"]), 1),
             "plain_median_s": round(statistics.median(plain), 2),
             "plain_range_s": [round(min(plain), 2), round(max(plain), 2)],
             "best_median_s": round(statistics.median(best), 2),
@@ -134,13 +153,15 @@ def markdown(summary: list[dict[str, Any]], args: argparse.Namespace) -> str:
              f"against plain n={args.candidates}", "",
              f"{args.questions} questions, {args.max_tokens} tokens, interleaved per question; "
              "medians with [min, max].", "",
-             "| variant | plain n=N s | best-of-N s | ratio | judge prompt tokens | cached |",
-             "|---|---|---|---|---|---|"]
+             "| variant | plain n=N s | best-of-N s | ratio | entrants | judge calls "
+             "| judge prompt tokens | cached |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in summary:
         lines.append(
             f"| {row['variant']} | {row['plain_median_s']} {row['plain_range_s']} | "
             f"{row['best_median_s']} {row['best_range_s']} | {row['ratio_median']} "
-            f"{row['ratio_range']} | {row['judge_prompt_tokens_mean']} | "
+            f"{row['ratio_range']} | {row['entrants_mean']} | {row['judge_calls_mean']} | "
+            f"{row['judge_prompt_tokens_mean']} | "
             f"{row['judge_cached_share']:.0%} |")
     return "\n".join(lines) + "\n"
 
@@ -149,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--variants", nargs="+", default=["float32", "bfloat16"],
-                        help="DTYPE[:blockN] per engine, e.g. float32:block32")
+                        help="DTYPE[:blockN][:answer] per run, e.g. float32:block32:answer "
+                             "(variants differing only in merge share an engine)")
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--comparisons", type=int, default=2)
