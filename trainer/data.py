@@ -130,7 +130,8 @@ def in_both_orders(pairs: Sequence[PreferencePair]) -> list[PreferencePair]:
 def to_grpo_dataset(pairs: Sequence[PreferencePair],
                     mode: JudgeMode | str = JudgeMode.REASON, *, both_orders: bool = True) -> Any:
     """A `datasets.Dataset` of judge tasks: a conversational `prompt`, the `label`, the
-    `judge_mode` the rewards read verdicts in, and `images` when any pair has some.
+    `judge_mode` the rewards read verdicts in, `pair_id` (the same for both orders of one
+    pair, which are adjacent rows), and `images` when any pair has some.
 
     With `both_orders` (the default) every pair is shown as given and swapped
     (`in_both_orders`), so the dataset has two rows per pair.
@@ -140,9 +141,12 @@ def to_grpo_dataset(pairs: Sequence[PreferencePair],
 
     mode = JudgeMode(mode).value
     rows = []
-    for pair in in_both_orders(pairs) if both_orders else pairs:
+    shown = ((i // 2, p) for i, p in enumerate(in_both_orders(pairs))) if both_orders \
+        else enumerate(pairs)
+    for pair_id, pair in shown:
         prompt, images = judge_prompt(pair, mode)
-        rows.append({"prompt": prompt, "label": pair.label, "judge_mode": mode, "images": images})
+        rows.append({"prompt": prompt, "label": pair.label, "judge_mode": mode,
+                     "pair_id": pair_id, "images": images})
     if not any(row["images"] for row in rows):
         return Dataset.from_list([{k: v for k, v in r.items() if k != "images"} for r in rows])
     return Dataset.from_list(rows).cast_column("images", SequenceFeature(Image()))

@@ -12,7 +12,7 @@ every copy from the shared forward. Same loss, same gradients; a step costs ~1/G
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -24,12 +24,26 @@ logger = logging.getLogger(__name__)
 class OneTokenGRPOTrainer(GRPOTrainer):
     """`GRPOTrainer` for text prompts and completions of exactly one token."""
 
-    def __init__(self, *args: Any, allowed_token_ids: Sequence[int], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, verdict_token_ids: Mapping[str, Sequence[int]],
+                 pair_baseline: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.max_completion_length != 1:
             raise ValueError("OneTokenGRPOTrainer needs max_completion_length 1, got "
                              f"{self.max_completion_length}")
-        self.allowed_token_ids = torch.tensor(sorted(set(allowed_token_ids)))
+        self.verdict_token_ids = {str(c): frozenset(ids) for c, ids in verdict_token_ids.items()}
+        self.allowed_token_ids = torch.tensor(sorted(set().union(*self.verdict_token_ids.values())))
+        self.pair_baseline = pair_baseline
+
+    # -- advantages: one group for both orders of a pair ---------------------------------
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super()._generate_and_score_completions(inputs)
+        if self.pair_baseline:
+            rewards = [float(int(ids[0]) in self.verdict_token_ids.get(str(row["label"]), ()))
+                       for row, ids in zip(inputs, output["completion_ids"].tolist(), strict=True)]
+            advantages = pair_advantages(rewards, [row["pair_id"] for row in inputs])
+            output["advantages"] = torch.tensor(advantages, dtype=output["advantages"].dtype,
+                                                device=output["advantages"].device)
+        return output
 
     # -- rollouts: one forward per distinct prompt, G samples from it -------------------
     def _generate_single_turn(self, prompt_ids: list[list[int]], images: Any,
@@ -78,6 +92,31 @@ class OneTokenGRPOTrainer(GRPOTrainer):
         if compute_entropy:
             entropies = -(logps.exp() * logps).sum(-1, keepdim=True).detach()
         return token_logps, entropies, None
+
+
+def pair_advantages(rewards: Sequence[float], pair_ids: Sequence[Any]) -> list[float]:
+    """GRPO advantages whose group is a pair in both orders, not one prompt.
+
+    A judge that always answers "1" is right on one order of a pair and wrong on the other:
+    grouped by prompt, every one of its groups is unanimous and teaches nothing; grouped by
+    pair, the baseline is the pair's mean reward, which position cannot raise, so the
+    advantage rewards exactly what tells the two orders apart.
+
+    >>> pair_advantages([1, 1, 0, 0], ["p", "p", "p", "p"])  # says "1" to both orders
+    [0.8659, 0.8659, -0.8659, -0.8659]
+    >>> pair_advantages([1, 0, 1, 1], ["p", "p", "q", "q"])
+    [0.707, -0.707, 0.0, 0.0]
+    """
+    by_pair: dict[Any, list[float]] = {}
+    for reward, pair in zip(rewards, pair_ids, strict=True):
+        by_pair.setdefault(pair, []).append(float(reward))
+    stats = {}
+    for pair, values in by_pair.items():
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
+        stats[pair] = (mean, std)
+    return [round((r - stats[p][0]) / (stats[p][1] + 1e-4), 4) if stats[p][1] > 0 else 0.0
+            for r, p in zip(rewards, pair_ids, strict=True)]
 
 
 def _distinct(prompts: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[int]]:

@@ -70,6 +70,8 @@ class Recipe:
     loss_type: str = _f("dapo", "how token losses are aggregated",
                         ("grpo", "dr_grpo", "dapo", "bnpo"))
     scale_rewards: str = _f("group", "advantage scaling", ("group", "batch", "none"))
+    pair_baseline: bool = _f(False, "fast mode: one GRPO group per pair in both orders (each "
+                             "step holds both orders), so position cannot earn an advantage")
     temperature: float = _f(1.0, "sampling temperature for rollouts")
     top_p: float = _f(0.99, "nucleus sampling for rollouts")
     max_completion_length: int = _f(2048, "longest judge output sampled, in tokens")
@@ -118,6 +120,10 @@ class Recipe:
             raise RecipeError(
                 f"per_device_train_batch_size × gradient_accumulation_steps ({batch}) must be a "
                 f"multiple of num_generations ({self.num_generations})")
+        if self.pair_baseline and (self.judge_mode != "fast" or self.max_completion_length != 1
+                                   or (batch // self.num_generations) % 2):
+            raise RecipeError("pair_baseline needs judge_mode fast, max_completion_length 1 "
+                              "and an even number of prompts per step (both orders of a pair)")
         if not 0 < self.top_p <= 1 or self.temperature <= 0 or self.learning_rate <= 0:
             raise RecipeError("need 0 < top_p <= 1, temperature > 0 and learning_rate > 0")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,18 +64,18 @@ def grpo_config(recipe: Recipe) -> Any:
         save_strategy="steps", save_steps=recipe.save_steps,
         save_total_limit=recipe.save_total_limit, logging_steps=recipe.logging_steps,
         report_to="none", remove_unused_columns=False, disable_dropout=True,
+        shuffle_dataset=not recipe.pair_baseline,
     )
     args.update(recipe.extra_args)
     return GRPOConfig(**args)
 
 
-def fast_verdict_token_ids(model_dir: str | Path) -> list[int]:
+def fast_verdict_token_ids(model_dir: str | Path) -> dict[str, tuple[int, ...]]:
     """Every spelling of the fast verdict's "1" and "2" (critic_loop.verdict_tokens): rollouts
     sample only what the served fast judge can answer, so every reward compares the two."""
     from transformers import AutoTokenizer
 
-    spellings = verdict_token_ids(AutoTokenizer.from_pretrained(model_dir), VERDICT_CHOICES)
-    return sorted(i for ids in spellings.values() for i in ids)
+    return verdict_token_ids(AutoTokenizer.from_pretrained(model_dir), VERDICT_CHOICES)
 
 
 def heldout_curve(recipe: Recipe, model_dir: Path, metrics_path: Path) -> Any:
@@ -133,6 +134,8 @@ def train(recipe: Recipe) -> TrainResult:
         base = resolve_model(recipe.model)
         loaded = load_pairs(recipe.train_data, seed=recipe.seed, skip_invalid=recipe.skip_invalid)
         pairs = loaded.pairs[: recipe.max_train_pairs] if recipe.max_train_pairs else loaded.pairs
+        if recipe.pair_baseline:  # both orders stay adjacent, so the pair order is drawn here
+            pairs = random.Random(recipe.seed).sample(pairs, len(pairs))
         dataset = to_grpo_dataset(pairs, recipe.judge_mode)
         metrics = MetricsLogger(output_dir / "metrics.jsonl")
         callbacks: list[Any] = [metrics]
@@ -145,7 +148,8 @@ def train(recipe: Recipe) -> TrainResult:
             from trainer.one_token_grpo import OneTokenGRPOTrainer
 
             trainer_class = OneTokenGRPOTrainer
-            extra = {"allowed_token_ids": fast_verdict_token_ids(base.path)}
+            extra = {"verdict_token_ids": fast_verdict_token_ids(base.path),
+                     "pair_baseline": recipe.pair_baseline}
         trainer = trainer_class(model=str(base.path), reward_funcs=get_rewards(recipe.rewards),
                               args=grpo_config(recipe), train_dataset=dataset, **extra,
                               peft_config=lora_config(recipe), callbacks=callbacks)

@@ -37,7 +37,7 @@ def trainer(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     return OneTokenGRPOTrainer(
         model=str(tiny_model_dir), reward_funcs=get_rewards(recipe.rewards),
         args=grpo_config(recipe), train_dataset=to_grpo_dataset(pairs, "fast"),
-        allowed_token_ids=fast_verdict_token_ids(tiny_model_dir))
+        verdict_token_ids=fast_verdict_token_ids(tiny_model_dir))
 
 
 def batch(trainer, prompts: list[list[int]], tokens: list[int]) -> tuple[torch.Tensor, ...]:
@@ -98,14 +98,17 @@ def test_rollouts_are_verdict_tokens_at_the_restricted_softmax_frequencies(train
     assert abs(share - expected) < 4 * (expected * (1 - expected) / len(completions)) ** 0.5 + 1e-3
 
 
+@pytest.mark.parametrize("pair_baseline", [False, True])
 def test_fast_recipe_trains_and_exports_with_the_one_token_trainer(tiny_model_dir: Path,
-                                                                   tmp_path: Path) -> None:
+                                                                   tmp_path: Path,
+                                                                   pair_baseline: bool) -> None:
     from trainer.curve import plot_curve, read_curve
     from trainer.train import train
 
     recipe = load_recipe(RECIPE, [f"model={tiny_model_dir}", "max_steps=2", "max_train_pairs=8",
-                                  "per_device_train_batch_size=16", "bf16=false",
-                                  f"output_dir={tmp_path}", "eval_steps=1", "eval_pairs=3"])
+                                  "per_device_train_batch_size=32", "bf16=false",
+                                  f"output_dir={tmp_path}", "eval_steps=1", "eval_pairs=3",
+                                  f"pair_baseline={pair_baseline}"])
     result = train(recipe)
     curve = read_curve(result.metrics_path)["held-out accuracy"]
     assert [step for step, _ in curve] == [0, 1, 2] and all(0 <= a <= 1 for _, a in curve)
@@ -132,3 +135,15 @@ def test_held_out_verdicts_read_both_orders_against_the_label() -> None:
     v = _verdict(wrong_first, 0.9, 0.9)  # always "1": right once, wrong once
     assert (v.as_given, v.swapped) == (1, 2) and v.probabilities == pytest.approx((0.1, 0.9))
     assert _verdict(wrong_first, 0.5, 0.2).as_given is None
+
+
+def test_pair_baseline_groups_both_orders_of_each_pair_in_one_step(trainer) -> None:
+    """With shuffling off, each step's prompts are whole pairs in both orders."""
+    from trainer.train import train  # noqa: F401  (the recipe path the test above runs)
+
+    rows = to_grpo_dataset(load_pairs(DEMO, seed=0).pairs[:6], "fast")
+    ids = rows["pair_id"]
+    assert ids == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert [r for r in rows["label"]] == [p for pair in zip(rows["label"][::2],
+                                                           [3 - x for x in rows["label"][::2]],
+                                                           strict=True) for p in pair]
