@@ -6,8 +6,8 @@ the same candidates) — interleaved so that the machine's noise hits every vari
 Reports medians and spreads of both wall times and their ratio, and per judgment its
 prompt tokens and the share the prefix cache served.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/best_of_n_cost.py --variants float32 bfloat16 \\
-        float32:block32 --questions 8
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/best_of_n_cost.py --variants bfloat16:block128 \\
+        bfloat16:block32 bfloat16:block32:answer float32 --questions 8
 """
 
 from __future__ import annotations
