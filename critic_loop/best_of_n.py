@@ -23,6 +23,7 @@ from critic_loop.engine import (
     SamplingOptions,
 )
 from critic_loop.entrants import Draw
+from critic_loop.images import images_of
 from critic_loop.pairwise import PairJudge
 from critic_loop.report import SelfCriticReport, TokenUsage
 from critic_loop.tournament import Bracket, KnockoutResult, draw_seed, play_rounds
@@ -50,10 +51,12 @@ class BestOfNResult:
 
 async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Message],
                     sampling: SamplingOptions, config: SelfCriticConfig,
-                    request_id: str) -> BestOfNResult:
+                    request_id: str, prompt_ids: tuple[int, ...] | None = None
+                    ) -> BestOfNResult:
     """Sample `config.candidates` answers to `prompt` and rank them by a knockout.
 
-    `prompt` is the rendered chat prompt; `question` (the messages, images included) is
+    `prompt` is the rendered chat prompt (`prompt_ids` its tokens, when the engine's
+    `render_prompt` made them); `question` (the messages, images included) is
     what the judge reads. Engine requests are named `{request_id}-cand` and
     `{request_id}-r{round}-m{match}-j{k}` (`-x` for a tie-break judgment); cancelling the
     awaiting task cancels them.
@@ -66,7 +69,9 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
         notes = ("merge 'answer' needs every candidate finished, so the bracket ran as "
                  "'rounds' instead of 'pipelined'",)
     judge = PairJudge(engine, question, config, request_id=request_id, seed=seed)
-    request = GenerationRequest(f"{request_id}-cand", prompt, sampling, n=config.candidates)
+    images = images_of(question)  # the candidates see the images the judge will
+    request = GenerationRequest(f"{request_id}-cand", prompt, sampling, n=config.candidates,
+                                images=images, prompt_ids=prompt_ids)
     knockout: KnockoutResult
     if config.schedule == "pipelined":
         from critic_loop.pipeline import play_pipelined
@@ -83,7 +88,7 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
         knockout = await play_rounds(Bracket.build(len(draw.slots), seed), judge, texts, draw)
     report = SelfCriticReport(config, knockout,
                               TokenUsage(result.prompt_tokens, result.completion_tokens),
-                              completions, notes)
+                              completions, notes, images=len(images))
     logger.debug("%s: winner %d of %d (%d entrants) after %d judge calls", request_id,
                  knockout.winner, config.candidates, len(knockout.entrants),
                  knockout.judge_calls)

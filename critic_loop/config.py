@@ -99,9 +99,38 @@ class SelfCriticConfig:
                                                   or self.comparisons == 1)
 
     @property
+    def greedy_judge(self) -> bool:
+        """Whether a judgment is a function of its prompt: fast mode decodes greedily, and
+        so does reason mode at temperature 0."""
+        return self.mode is JudgeMode.FAST or self.judge_temperature == 0
+
+    @property
+    def distinct_comparisons(self) -> int:
+        """Judgments per match actually generated: a greedy judge answers each order once
+        (its verdict counts K/2 times per order), a sampling judge K times."""
+        return min(self.comparisons, 2) if self.greedy_judge else self.comparisons
+
+    @property
     def peak_judge_sequences(self) -> int:
-        """The most judgments in flight at once: all K of every first-round match."""
-        return (self.candidates // 2) * self.comparisons
+        """The most judgments in flight at once: every distinct judgment of every
+        first-round match."""
+        return (self.candidates // 2) * self.distinct_comparisons
+
+    @property
+    def peak_sequences(self) -> int:
+        """The most sequences of a best-of-N run in flight at once. In rounds, candidates
+        finish before the first round; pipelined, a finished pair's judgments replace its two
+        candidates, so the peak is the same except for a bye still generating."""
+        judging = self.peak_judge_sequences
+        if self.schedule == "pipelined" and self.merge == "text":
+            judging += self.candidates % 2
+        return max(self.candidates, judging)
+
+    @property
+    def judge_generations(self) -> int:
+        """Judgments generated at most for `candidates` distinct candidates: (N−1) matches
+        of `distinct_comparisons`, plus the extra one per match when allowed."""
+        return (self.candidates - 1) * (self.distinct_comparisons + int(self.extra_judgment))
 
     @property
     def max_judge_calls(self) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 from critic_loop.config import MAX_CANDIDATES, SelfCriticConfig
 from critic_loop.engine import Engine, Message
+from critic_loop.images import images_of
 from critic_loop.match import Judgment
 from critic_loop.pairwise import PairJudge
 from critic_loop.report import SelfCriticReport, TokenUsage
@@ -68,5 +69,6 @@ async def rank_responses(engine: Engine, question: str | Sequence[Message],
         ranking=knockout.ranking,
         preference=knockout.preference,
         judgments=knockout.judgments,
-        report=SelfCriticReport(config, knockout, TokenUsage()),
+        report=SelfCriticReport(config, knockout, TokenUsage(),
+                                images=len(images_of(question))),
     )

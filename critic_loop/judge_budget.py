@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from critic_loop.engine import Engine, Message
 from critic_loop.judge_prompt import JudgeMode, judge_messages
+from critic_loop.prompts import render_prompt
 
 JOIN_SLACK = 8
 """Tokens a response can add where it meets the template's text (merges at the seams)."""
@@ -39,9 +40,10 @@ class JudgeBudget:
 
 def judge_budget(engine: Engine, question: str | Sequence[Message], mode: JudgeMode | str,
                  judge_max_tokens: int) -> JudgeBudget:
-    """Measure the judge prompt's fixed part for `question` with the engine's template."""
+    """Measure the judge prompt's fixed part for `question` with the engine's template
+    (blocking: it renders and tokenises, so the server calls it off the event loop)."""
     mode = JudgeMode(mode)
-    empty = engine.render_chat(judge_messages(question, "", "", mode))
-    return JudgeBudget(overhead=engine.count_tokens(empty),
+    empty = render_prompt(engine, judge_messages(question, "", "", mode))
+    return JudgeBudget(overhead=empty.tokens,
                        judge_tokens=1 if mode is JudgeMode.FAST else judge_max_tokens,
                        context=engine.max_model_len)

@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from critic_loop.engine import Message
+from critic_loop.images import is_image_part
 
 
 class JudgeMode(str, Enum):
@@ -75,7 +76,7 @@ def question_images(question: str | Sequence[Message]) -> list[dict[str, Any]]:
     for message in question:
         content = message.get("content")
         if isinstance(content, list):
-            images.extend(dict(p) for p in content if _is_image_part(p))
+            images.extend(dict(p) for p in content if is_image_part(p))
     return images
 
 
@@ -130,11 +131,7 @@ def _text_of(content: Any) -> str:
     return "\n".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
 
 
-def _is_image_part(part: Any) -> bool:
-    return isinstance(part, dict) and part.get("type") in {"image_url", "image"}
-
-
 def _as_image_part(image: Any) -> dict[str, Any]:
-    if _is_image_part(image):
+    if is_image_part(image):
         return dict(image)
     return {"type": "image", "image": image}

@@ -59,6 +59,9 @@ class Judgment:
     completion_tokens: int = 0
     finish_reason: str = "stop"
     request_id: str = ""
+    repeated: bool = False
+    """A greedy judge's earlier answer to the same prompt, counted again instead of
+    generated again (no tokens spent)."""
 
     @property
     def sent(self) -> bool:
@@ -84,6 +87,7 @@ class Judgment:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
+            **({"repeated": True} if self.repeated else {}),
         }
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import (
@@ -20,8 +21,10 @@ from critic_loop.engine import (
     GenerationRequest,
     GenerationResult,
     Message,
+    Prompt,
     SamplingOptions,
 )
+from critic_loop.images import images_of
 from critic_loop.judge_prompt import VERDICT_CHOICES, JudgeMode, judge_messages
 from critic_loop.match import (
     PROMPT_TOO_LONG,
@@ -32,6 +35,7 @@ from critic_loop.match import (
     is_split,
     reasoning_of,
 )
+from critic_loop.prompts import render_judge_prompts
 from critic_loop.verdict import parse_verdict, probabilities_from_logprobs
 
 logger = logging.getLogger(__name__)
@@ -65,6 +69,8 @@ class PairJudge:
         self.request_id = request_id
         self.seed = seed
         self._used_ids: set[str] = set()
+        self._prompts: dict[tuple[str, str], tuple[Prompt | None, tuple[Any, ...]]] = {}
+        """Judge prompts by the texts shown as Response 1 and 2 (None: too long to send)."""
 
     async def play(self, pairings: Sequence[Pairing]) -> list[MatchResult]:
         """Judge every pairing: one engine call for all K judgments of all of them, and
@@ -78,7 +84,7 @@ class PairJudge:
         jobs = [(p, order, f"{prefix}-j{k}", k)
                 for p, prefix, match_orders in zip(pairings, prefixes, orders, strict=True)
                 for k, order in enumerate(match_orders)]
-        judged = await self._judge(jobs)
+        judged = await self._judge_regular(jobs)
         regular = [judged[i * self.comparisons:(i + 1) * self.comparisons]
                    for i in range(len(pairings))]
         coins = [Coin(f"{self.seed}:{p.key}") for p in pairings]
@@ -122,17 +128,34 @@ class PairJudge:
         return SamplingOptions(max_tokens=self.max_tokens,
                                temperature=self.config.judge_temperature, seed=seed)
 
+    async def _judge_regular(self, jobs: Sequence[tuple[Pairing, tuple[int, int], str, int]]
+                             ) -> list[Judgment]:
+        """The K regular judgments of each match. A greedy judge says the same to the same
+        prompt, so only the first two (one per order) are generated and judgment k repeats
+        judgment k mod 2: the votes and probabilities are what K generations would give."""
+        if not self.config.greedy_judge or self.comparisons <= 2:
+            return await self._judge(jobs)
+        answers = iter(await self._judge([job for job in jobs if job[3] < 2]))
+        judged: list[Judgment] = []
+        for _, _, rid, k in jobs:  # grouped by match, k = 0..K-1
+            judged.append(next(answers) if k < 2 else replace(
+                judged[len(judged) - k + k % 2], request_id=rid, prompt_tokens=0,
+                completion_tokens=0, repeated=True))
+        return judged
+
     async def _judge(self, jobs: Sequence[tuple[Pairing, tuple[int, int], str, int]]
                      ) -> list[Judgment]:
+        shown = [(p.text_a, p.text_b) if order[0] == p.a else (p.text_b, p.text_a)
+                 for p, order, _, _ in jobs]
+        await self._render(shown)
         requests: list[GenerationRequest] = []
         slots: list[int | None] = []
-        for p, order, rid, k in jobs:
-            texts = (p.text_a, p.text_b) if order[0] == p.a else (p.text_b, p.text_a)
-            prompt = self.engine.render_chat(
-                judge_messages(self.question, texts[0], texts[1], self.mode))
-            if self._fits(prompt):
+        for (p, _, rid, k), texts in zip(jobs, shown, strict=True):
+            prompt, images = self._prompts[texts]
+            if prompt is not None and prompt.tokens + self.max_tokens <= self.engine.max_model_len:
                 slots.append(len(requests))
-                requests.append(GenerationRequest(rid, prompt, self._sampling(p.key, k)))
+                requests.append(GenerationRequest(rid, prompt.text, self._sampling(p.key, k),
+                                                  images=images, prompt_ids=prompt.token_ids))
             else:
                 logger.warning("judge prompt %s does not fit the context; invalid vote", rid)
                 slots.append(None)
@@ -140,12 +163,14 @@ class PairJudge:
         return [self._read(order, rid, None if slot is None else results[slot])
                 for (_, order, rid, _), slot in zip(jobs, slots, strict=True)]
 
-    def _fits(self, prompt: str) -> bool:
-        limit = self.engine.max_model_len - self.max_tokens
-        # Tokens never outnumber UTF-8 bytes (+ a few specials): skip counting short prompts.
-        if len(prompt.encode()) + 8 <= limit:
-            return True
-        return self.engine.count_tokens(prompt) <= limit
+    async def _render(self, shown: Sequence[tuple[str, str]]) -> None:
+        """Render and tokenise each judge prompt not seen before in this request, off the
+        event loop: the K judgments of a match repeat two prompts, each tokenised once."""
+        new = list(dict.fromkeys(t for t in shown if t not in self._prompts))
+        conversations = [judge_messages(self.question, a, b, self.mode) for a, b in new]
+        prompts = await render_judge_prompts(self.engine, conversations)
+        for texts, messages, prompt in zip(new, conversations, prompts, strict=True):
+            self._prompts[texts] = (prompt, images_of(messages))
 
     def _read(self, order: tuple[int, int], rid: str,
               result: GenerationResult | None) -> Judgment:

@@ -59,6 +59,8 @@ class SelfCriticReport:
     candidates: tuple[Completion, ...] = field(default=(), repr=False)
     notes: tuple[str, ...] = ()
     """What the run changed from what was asked (e.g. the schedule), in words."""
+    images: int = 0
+    """Images every candidate and judgment saw (a count: the report never holds them)."""
 
     @property
     def judge_usage(self) -> TokenUsage:
@@ -128,8 +130,12 @@ class SelfCriticReport:
         }
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.images:
+            out["images"] = self.images
         if self.config.return_trace:
             out["trace"] = trace_dict(self.knockout, self.candidates)
+            if self.images:
+                out["trace"]["images"] = self.images
             if self.config.merge == "answer":
                 out["trace"]["entrants"] = entrants_in_rank_order(self.knockout)
         return out

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Lint the Dockerfile, then build the CPU image with podman and run it for real: wait for
-# /health, send one chat completion and one critique through the nginx gateway, stop.
+# Lint the Dockerfile, then build the CPU image with podman and run it for real: check that
+# it refuses to start without a key, serve with a key file and --protect-health, wait for
+# /health, run the HEALTHCHECK (it must send the key), send one chat completion and one
+# critique through the nginx gateway, stop (SIGTERM must drain and exit 0).
 #
 #   scripts/container_check.sh                  lint only, unless SELFCRITIC_CONTAINER_CHECK=1
 #   SELFCRITIC_CONTAINER_CHECK=1 scripts/container_check.sh     everything (minutes; see below)
@@ -35,6 +37,7 @@ volume=selfcritic-check-data
 port=${SELFCRITIC_CHECK_PORT:-18080}
 health_timeout=${SELFCRITIC_CHECK_TIMEOUT:-1200}
 api_key=container-check-key
+key_file=${SELFCRITIC_CONTAINER_CACHE:-/var/cache/selfcritic-container}/check-api-keys.txt
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$repo/deploy/containers.conf}
 
 started=$SECONDS
@@ -158,9 +161,25 @@ run() {
   podman network exists "$network" || podman network create "$network" >/dev/null
   podman volume exists "$volume" || podman volume create "$volume" >/dev/null
   trap cleanup EXIT
+
+  step "no key on 0.0.0.0: the server must refuse to start"
+  local refused=0 refusal
+  refusal=$(podman_q run --rm "$image" 2>&1) || refused=$?
+  [[ "$refused" == 2 && "$refusal" == *"without an API key"* ]] \
+    || die "expected exit 2 and a refusal without a key, got $refused: ${refusal: -300}"
+  say "refused (exit 2): $(grep -o 'Refusing to serve [^:]*' <<< "$refusal" | head -n1)"
+
+  # As in compose: the key from a mounted file (readable by uid 10001), and /health behind
+  # it too, so the image's HEALTHCHECK passes only if it sends the key.
+  mkdir -p "$(dirname "$key_file")"
+  printf '# container check\n%s\n' "$api_key" > "$key_file"
+  chmod 0644 "$key_file"
   # The alias is the compose service name that deploy/nginx.conf proxies to.
   start "$server" --network "$network" --network-alias selfcritic \
-    -v "$volume:/data" --shm-size 1g -e SELFCRITIC_API_KEY="$api_key" \
+    -v "$volume:/data" --shm-size 1g \
+    -v "$key_file:/run/secrets/selfcritic_api_keys:ro" \
+    -e SELFCRITIC_API_KEY_FILE=/run/secrets/selfcritic_api_keys \
+    -e SELFCRITIC_PROTECT_HEALTH=true \
     -e SELFCRITIC_ENFORCE_EAGER="${SELFCRITIC_ENFORCE_EAGER:-true}" \
     "$image"
   start "$gateway" --network "$network" -p "127.0.0.1:$port:80" \
@@ -171,7 +190,8 @@ run() {
   while :; do
     [[ $(podman inspect "$server" --format '{{.State.Running}}') == true ]] \
       || fail_with_logs "the server container exited ($(podman inspect "$server" --format '{{.State.ExitCode}}'))"
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/health" || true)
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+             -H "Authorization: Bearer $api_key" "http://127.0.0.1:$port/health" || true)
     [[ "$code" == 200 ]] && break
     (( SECONDS - t0 > health_timeout )) && fail_with_logs "no healthy /health after ${health_timeout}s"
     if (( SECONDS - last >= 30 )); then
@@ -181,9 +201,12 @@ run() {
     sleep 3
   done
   say "healthy after $((SECONDS - t0)) s"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/health")
+  [[ "$code" == 401 ]] || fail_with_logs "/health without the key answered $code, not 401"
+  say "/health without the key: 401 (--protect-health)"
   # Podman runs HEALTHCHECKs from systemd timers, which this machine lacks: run it by hand.
   podman_q healthcheck run "$server" >/dev/null || fail_with_logs "the image's HEALTHCHECK failed"
-  say "HEALTHCHECK (selfcritic-healthcheck inside the container): healthy"
+  say "HEALTHCHECK (selfcritic-healthcheck inside the container): healthy, with the key from the file"
 
   step "chat completion"
   local response

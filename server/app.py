@@ -18,11 +18,13 @@ from critic_loop.engine import Engine
 from server import __version__
 from server.admission import AdmissionController
 from server.auth import APIKeyChecker
+from server.engine_stall import StallDetector
 from server.errors import install_error_handlers
 from server.metrics import Metrics
 from server.model_defaults import with_model_defaults
+from server.queue_probe import QueueDelayProbe
 from server.request_context import RequestContextMiddleware
-from server.routes import chat, critique, meta
+from server.routes import chat, completions, critique, meta
 from server.serving.chat import ChatService
 from server.serving.critique import CritiqueService
 from server.settings import ServerSettings
@@ -44,7 +46,25 @@ def start_vllm_engine(settings: ServerSettings) -> tuple[Engine, ServerSettings]
         max_model_len=settings.max_model_len, dtype=settings.dtype,
         enforce_eager=settings.enforce_eager, seed=settings.seed,
         max_num_seqs=settings.max_num_seqs,
-        gpu_memory_utilization=settings.gpu_memory_utilization)), settings
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        engine_args=tuple(settings.vllm_args))), settings
+
+
+async def start_upstream_engine(settings: ServerSettings) -> Engine:
+    """An engine over the `--upstream` servers; no model runs in this process. All calls
+    of one HTTP request go to one upstream (keyed by the request id)."""
+    from critic_loop.engines.upstream import UpstreamConfig, UpstreamEngine
+    from server.request_context import request_id_var
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every upstream call
+    if settings.vllm_args:
+        logger.warning("--upstream: no engine runs here, so the vLLM engine arguments "
+                       "%s are ignored", " ".join(settings.vllm_args))
+    return await UpstreamEngine.connect(UpstreamConfig(
+        urls=tuple(settings.upstream), api_keys=tuple(settings.upstream_api_key),
+        model=settings.served_model_name, tokenizer=settings.upstream_tokenizer,
+        max_model_len=settings.max_model_len, request_timeout_s=settings.request_timeout_s),
+        session_key=request_id_var.get)
 
 
 def create_app(settings: ServerSettings, engine: Engine | None = None,
@@ -52,10 +72,13 @@ def create_app(settings: ServerSettings, engine: Engine | None = None,
     """Build the app. `on_engine_death` is called once if the engine stops serving
     (the CLI uses it to exit non-zero so an orchestrator restarts the process)."""
     metrics = Metrics.create()
+    auth = APIKeyChecker.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_engine, served = engine, settings
+        if the_engine is None and settings.upstream:
+            the_engine = await start_upstream_engine(settings)
         if the_engine is None:
             the_engine, served = start_vllm_engine(settings)
             warm_up = getattr(the_engine, "warm_up", None)
@@ -64,11 +87,12 @@ def create_app(settings: ServerSettings, engine: Engine | None = None,
                 await warm_up()
         state = AppState(
             settings=served, engine=the_engine, metrics=metrics,
-            admission=AdmissionController(served.max_inflight_sequences),
-            auth=APIKeyChecker(served.api_key),
+            admission=AdmissionController.from_settings(served, QueueDelayProbe()),
+            auth=auth, stall=StallDetector(the_engine, served.engine_stall_s),
             chat=ChatService(the_engine, served, metrics),
             critique=CritiqueService(the_engine, served, metrics))
         app.state.selfcritic = state
+        metrics.bind_admission(state.admission.capacity)
         watchdog = asyncio.create_task(_watch_engine(state, on_engine_death))
         logger.info("Serving %s", the_engine.model_name)
         try:
@@ -78,28 +102,40 @@ def create_app(settings: ServerSettings, engine: Engine | None = None,
             logger.info("Shutting the engine down")
             await the_engine.close()
 
+    # No slash redirects: a redirect would answer before the API key is looked at.
     app = FastAPI(title="selfcritic", version=__version__, lifespan=lifespan,
-                  root_path=settings.root_path,
+                  root_path=settings.root_path, redirect_slashes=False,
                   description="OpenAI-compatible chat completions with test-time self-critic.")
     install_error_handlers(app)
-    for router in (chat.router, critique.router, meta.router):
+    for router in (chat.router, completions.router, critique.router, meta.router):
         app.include_router(router)
-    if settings.cors_origins:
+    app.add_middleware(RequestContextMiddleware, metrics=metrics,
+                       max_body_bytes=settings.max_body_bytes, auth=auth)
+    if settings.cors_origins:  # outermost: preflights need no key, and 401s carry CORS
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],
                            expose_headers=["X-Request-Id"])
-    app.add_middleware(RequestContextMiddleware, metrics=metrics,
-                       max_body_bytes=settings.max_body_bytes)
     return app
 
 
 async def _watch_engine(state: AppState, on_death: Callable[[], None] | None,
                         interval_s: float = 1.0) -> None:
+    # An engine that heals itself (upstreams, probed back in) is never declared dead
+    heals = getattr(state.engine, "self_healing", False)
+    was_stalled = False
     while True:
         await asyncio.sleep(interval_s)
-        if not await state.engine.is_healthy():
+        if not heals and not await state.engine.is_healthy():
             state.engine_dead = True
             logger.error("The engine stopped serving; /health now answers 503")
             if on_death is not None:
                 on_death()
             return
+        stalled = state.stall is not None and state.stall.stalled()
+        if stalled != was_stalled:
+            if stalled:
+                logger.error("The engine has made no progress on its requests for %g s; "
+                             "/health answers 503 until it does", state.stall.stall_s)
+            else:
+                logger.info("The engine is making progress again")
+            was_stalled = stalled

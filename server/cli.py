@@ -1,7 +1,9 @@
 """The `selfcritic` command: serve, critique, prepare-model, train, eval, bench.
 
 Every `serve` flag is generated from `ServerSettings`, so each has its `SELFCRITIC_`
-environment twin and the same help text. Flags win over the environment.
+environment twin and the same help text. Flags win over the environment. Any other
+`serve` argument is a vLLM engine argument, parsed by vLLM's own parser (imported only
+then, so `selfcritic --help` stays fast).
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] in (["train"], ["eval"]):  # their own parsers, --help included
         return _run_trainer(argparse.Namespace(command=argv[0], rest=argv[1:]))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv[:1] == ["serve"] and (keyword := _help_keyword(argv[1:])) is not None:
+        sys.stdout.write(serve_help(parser, keyword))
+        raise SystemExit(0)
+    # Our flags first; what they leave is vLLM's engine arguments (serve only)
+    args, engine_args = parser.parse_known_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    if engine_args and args.command != "serve":
+        parser.error(f"unrecognized arguments: {' '.join(engine_args)}")
+    args.engine_args = engine_args
     return int(args.run(args) or 0)
 
 
@@ -38,9 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "the same model judging them pairwise in a knockout.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="Serve the OpenAI-compatible API.",
-                           description="Serve the OpenAI-compatible API. Each flag can also "
-                                       "be set as SELFCRITIC_<FLAG> in the environment.")
+    serve = sub.add_parser(
+        "serve", help="Serve the OpenAI-compatible API.", allow_abbrev=False,
+        description="Serve the OpenAI-compatible API. Each selfcritic flag can also be set as "
+                    "SELFCRITIC_<FLAG> in the environment. Every other argument is a vLLM "
+                    "engine argument (listed after ours; SELFCRITIC_VLLM_ARGS holds more). "
+                    "Where both have a flag (--model, --dtype, --seed, --max-model-len, ...), "
+                    "selfcritic's is the one used, and it is passed on to vLLM.")
     add_settings_flags(serve, ServerSettings)
     serve.set_defaults(run=_run_serve)
 
@@ -93,9 +106,63 @@ def _base_type(annotation: Any) -> Any:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    """Settings from flags, then the environment; vLLM engine arguments from the command
+    line come after those of `--vllm-args`/`SELFCRITIC_VLLM_ARGS`, so they win."""
     given = {k: v for k, v in vars(args).items()
              if k in ServerSettings.model_fields and v is not None}
-    return ServerSettings(**given)
+    settings = ServerSettings(**given)
+    engine_args = list(getattr(args, "engine_args", None) or [])
+    if engine_args:
+        settings = settings.model_copy(update={"vllm_args": [*settings.vllm_args, *engine_args]})
+    return settings
+
+
+def reserved_engine_flags() -> dict[str, str]:
+    """Our settings by name, with their flags: vLLM arguments of the same name are ours."""
+    return {name: "--" + name.replace("_", "-") for name in ServerSettings.model_fields}
+
+
+def check_engine_args(settings: ServerSettings) -> str | None:
+    """vLLM's own message if its parser rejects the engine arguments, else None."""
+    if not settings.vllm_args:
+        return None
+    if settings.upstream:
+        return ("vLLM engine arguments configure the engine in this process, and with "
+                f"--upstream none runs here: {' '.join(settings.vllm_args)}")
+    from critic_loop.engines.vllm_args import EngineArgumentError, parse_engine_args
+
+    try:
+        parse_engine_args(settings.vllm_args, reserved_engine_flags())
+    except EngineArgumentError as exc:
+        return str(exc)
+    return None
+
+
+def serve_help(parser: argparse.ArgumentParser, keyword: str = "") -> str:
+    """Our serve flags, then vLLM's engine arguments (all, or those matching `keyword`:
+    a config group such as ParallelConfig, or part of a flag, as `vllm serve --help=`)."""
+    from critic_loop.engines.vllm_args import engine_help
+
+    ours = _subparser(parser, "serve").format_help()
+    engine = engine_help(keyword or None, reserved_engine_flags())
+    return (f"{ours}\nvLLM engine arguments (vLLM's own parser; 'selfcritic serve "
+            f"--help=KEYWORD' shows a config group or the flags containing KEYWORD):\n\n"
+            f"{engine}")
+
+
+def _help_keyword(argv: Sequence[str]) -> str | None:
+    """'' for -h/--help, 'KEYWORD' for --help=KEYWORD, None when no help is asked for."""
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            return ""
+        if arg.startswith("--help="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
 
 
 def configure_logging(level: str = "info", json_lines: bool = False) -> None:
@@ -111,6 +178,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     except ValidationError as exc:
         sys.stderr.write(f"selfcritic serve: invalid settings:\n{exc}\n")
+        return 2
+    if (problem := check_engine_args(settings)) is not None:
+        sys.stderr.write(f"selfcritic serve: invalid vLLM engine argument: {problem}\n")
         return 2
     configure_logging(settings.log_level, settings.log_json)
     from server.runner import serve

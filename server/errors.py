@@ -1,7 +1,8 @@
 """One place that turns every failure into OpenAI's error shape with the right status.
 
 `{"error": {"message", "type", "param", "code"}}`. Bad input is a 4xx that says what to
-fix; only our own bugs are 500s, and those are logged with their traceback.
+fix; only our own bugs are 500s, logged with their traceback and answered with the
+request id. A client that went away is not an error: no traceback, status 499.
 """
 
 from __future__ import annotations
@@ -11,12 +12,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from critic_loop.engine import EngineError, PromptTooLongError
+from critic_loop.context_length import CODE as CONTEXT_LENGTH_CODE
+from critic_loop.context_length import context_length_message
+from critic_loop.engine import EngineError, InvalidRequestError, PromptTooLongError
+from server.validation_errors import client_problems
 
 logger = logging.getLogger(__name__)
+
+CLIENT_CLOSED = 499
+"""nginx's status for a client that closed the connection before the answer."""
 
 _TYPES = {
     400: "invalid_request_error",
@@ -46,8 +54,52 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
+class BodyTooLargeError(StarletteHTTPException):
+    """Raised while the body is read. An HTTPException because FastAPI passes those on
+    from a body read, where it turns anything else into "error parsing the body" (400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body exceeds the limit of {limit} bytes.")
+
+
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(400, message, param=param, code=code)
+
+
+def context_length_error(context: int, prompt_tokens: int, completion_tokens: int, *,
+                         param: str, advice: str = "") -> APIError:
+    """A 400 in OpenAI's words (which gateways match), then our own advice."""
+    message = context_length_message(context, prompt_tokens, completion_tokens)
+    return APIError(400, f"{message} {advice}".strip(), param=param, code=CONTEXT_LENGTH_CODE)
+
+
+def internal_error(request_id: str) -> APIError:
+    return APIError(500, f"Internal server error; quote request id {request_id} when "
+                    "reporting it.", code="internal_error")
+
+
+def engine_unavailable() -> APIError:
+    """What the client hears when the engine fails; the cause goes to our log only."""
+    return APIError(503, "The engine is unavailable; retry later.", code="engine_unavailable",
+                    headers={"Retry-After": "5"})
+
+
+def api_error_for(exc: Exception, request_id: str) -> APIError:
+    """The client's view of any exception raised while serving (HTTP handlers and
+    streams share it); engine failures and our own bugs are logged here."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, BodyTooLargeError):
+        return APIError(413, str(exc.detail), code="request_too_large")
+    if isinstance(exc, PromptTooLongError):
+        return APIError(400, str(exc), param="messages", code=CONTEXT_LENGTH_CODE)
+    if isinstance(exc, InvalidRequestError):
+        return APIError(400, str(exc), param=exc.param, code="invalid_value")
+    if isinstance(exc, EngineError):
+        logger.error("engine error: %s", exc)
+        return engine_unavailable()
+    logger.error("unhandled error", exc_info=exc)
+    return internal_error(request_id)
 
 
 def error_body(status: int, message: str, param: str | None = None,
@@ -62,54 +114,43 @@ def error_response(error: APIError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers that map exceptions to OpenAI-shaped responses."""
+    """Register the handlers that map exceptions to OpenAI-shaped responses. Exceptions
+    none of these handle are answered by `RequestContextMiddleware` (a 500 with the id)."""
+    from server.cancellation import ClientDisconnected  # it imports this module
 
-    @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc)
+    async def _known(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(api_error_for(exc, request.state.request_id))
+
+    for kind in (APIError, BodyTooLargeError, PromptTooLongError, InvalidRequestError,
+                 EngineError):
+        app.add_exception_handler(kind, _known)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(validation_error(exc.errors()))
+        return error_response(validation_error(exc.errors(), exc.body))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = str(exc.detail)
         if exc.status_code == 404:
-            message = f"{message}: no such route. See GET /v1/models, POST /v1/chat/completions."
+            message = (f"{message}: no such route. See GET /v1/models, "
+                       "POST /v1/chat/completions, POST /v1/completions.")
         return error_response(APIError(exc.status_code, message,
                                        headers=dict(exc.headers or {})))
 
-    @app.exception_handler(PromptTooLongError)
-    async def _too_long(_: Request, exc: PromptTooLongError) -> JSONResponse:
-        return error_response(APIError(400, str(exc), param="messages",
-                                       code="context_length_exceeded"))
+    async def _gone(_: Request, __: Exception) -> Response:
+        logger.info("The client disconnected before the answer; its engine work was aborted")
+        return Response(status_code=CLIENT_CLOSED)
 
-    @app.exception_handler(EngineError)
-    async def _engine(_: Request, exc: EngineError) -> JSONResponse:
-        logger.error("engine error: %s", exc)
-        return error_response(APIError(503, f"The engine is unavailable: {exc}",
-                                       headers={"Retry-After": "5"}))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error")
-        return error_response(APIError(500, f"Internal server error ({type(exc).__name__}).",
-                                       code="internal_error"))
+    app.add_exception_handler(ClientDisconnected, _gone)
+    app.add_exception_handler(ClientDisconnect, _gone)
 
 
-def validation_error(errors: Any) -> APIError:
-    """A pydantic/FastAPI validation failure as one readable 400."""
-    problems = []
-    first_param = None
-    for err in errors:
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        param = ".".join(loc) or None
-        first_param = first_param or param
-        if err.get("type") == "json_invalid":
-            problems.append("the body is not valid JSON: "
-                            f"{err.get('ctx', {}).get('error', err.get('msg'))}")
-            continue
-        problems.append(f"{param or 'body'}: {err.get('msg')}")
-    message = "Invalid request: " + "; ".join(problems)
-    return APIError(400, message, param=first_param, code="invalid_value")
+def validation_error(errors: Any, body: Any = None) -> APIError:
+    """A pydantic/FastAPI validation failure as one readable 400; `body` (the parsed
+    JSON) lets field paths be given as the client wrote them."""
+    problems = client_problems(errors, body)
+    message = "Invalid request: " + "; ".join(
+        p.message if p.param is None else f"{p.param}: {p.message}" for p in problems)
+    return APIError(400, message, param=next((p.param for p in problems if p.param), None),
+                    code="invalid_value")

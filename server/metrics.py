@@ -13,6 +13,18 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from critic_loop.report import SelfCriticReport
 
+_ADMISSION = {
+    "limit": ("selfcritic_admission_limit", "Sequences admission lets in flight now: lowered "
+              "on queueing delay, raised below it, at most max_inflight_sequences."),
+    "in_flight_sequences": ("selfcritic_admission_inflight_sequences",
+                            "Sequences of admitted requests running or queued."),
+    "tokens_per_s": ("selfcritic_estimated_tokens_per_second", "Measured engine throughput "
+                     "in charged tokens (budgets, prompts discounted) per second."),
+    "backlog": ("selfcritic_admission_backlog_tokens",
+                "Admitted work not yet drained, in charged tokens."),
+    "queue_delay_s": ("selfcritic_engine_queue_delay_seconds", "The smallest engine "
+                      "queueing delay of the last interval (lower bound)."),
+}
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
 
 
@@ -39,6 +51,8 @@ class Metrics:
     matches: Counter
     rounds: Counter
     tokens: Counter
+    admission: dict[str, Gauge]
+    """Admission's estimates by attribute of `server.capacity.Capacity`; see `bind_admission`."""
 
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> Metrics:
@@ -73,7 +87,13 @@ class Metrics:
             tokens=make(Counter, "selfcritic_tokens",
                         "Tokens by phase (candidate, judge) and kind (prompt, completion).",
                         ("phase", "kind")),
+            admission={attr: make(Gauge, name, doc) for attr, (name, doc) in _ADMISSION.items()},
         )
+
+    def bind_admission(self, capacity: object) -> None:
+        """Read each admission gauge from `capacity` at scrape time."""
+        for attr, gauge in self.admission.items():
+            gauge.set_function(lambda attr=attr: getattr(capacity, attr) or 0.0)
 
     def record_self_critic(self, report: SelfCriticReport) -> None:
         """Count one tournament (best-of-N or a critique)."""

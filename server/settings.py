@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import shlex
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -26,6 +28,25 @@ class ServerSettings(BaseSettings):
     seed: int = Field(0, description="Engine seed.")
     max_num_seqs: int = Field(64, ge=1, description="Most sequences the engine runs at once.")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="GPU memory share (GPU only).")
+    vllm_args: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More vLLM engine arguments, as on vllm serve's command line (e.g. "
+                    "'--tensor-parallel-size 2 --quantization fp8' or '--config engine.yaml'); "
+                    "vLLM arguments given on the command line come after these.")
+
+    # -- remote engines (instead of vLLM in this process) ---------------------------------
+    upstream: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="OpenAI-compatible servers to run on instead of starting vLLM here, "
+                    "comma-separated (e.g. vLLM's own: http://host:8000). --model is then unused.")
+    upstream_api_key: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API key(s) for the upstreams: one for all, or one per upstream in the "
+                    "same order (comma-separated; an empty entry sends none). Never logged.")
+    upstream_tokenizer: str | None = Field(
+        None, description="Local tokenizer directory (or cached Hugging Face name) with the "
+                          "upstream model's chat template (default: the path the upstream "
+                          "reports as its model's root in /v1/models).")
 
     # -- HTTP ------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a container).")
@@ -35,7 +56,17 @@ class ServerSettings(BaseSettings):
         default_factory=list,
         description="API key(s) clients must send as 'Authorization: Bearer KEY'; "
                     "comma-separated for several.")
+    api_key_file: str | None = Field(
+        None, description="File of API keys, one per line ('#' comments and blank lines "
+                          "ignored), used beside --api-key; keeps keys out of `ps`.")
+    allow_unauthenticated: bool = Field(
+        False, description="Serve with no API key on a non-loopback --host (refused "
+                           "otherwise), e.g. behind a gateway that authenticates.")
     protect_health: bool = Field(False, description="Require the API key for /health and /metrics too.")
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Proxies whose X-Forwarded-For/-Proto headers are trusted (comma-separated "
+                    "IPs or CIDRs; '*' for any). Empty: the headers are ignored.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Allowed CORS origins (comma-separated; '*' for any). Empty: CORS off.")
@@ -48,17 +79,59 @@ class ServerSettings(BaseSettings):
                                 "(up to 128, the paper's best-of-128).")
     default_max_tokens: int = Field(512, ge=1, description="Completion budget when a request "
                                     "sets none (capped by what the context leaves).")
-    max_inflight_sequences: int = Field(256, ge=1, description="Admission limit: sequences "
-                                        "(n, or self-critic candidates plus their first round "
-                                        "of judgments) running or queued at once; beyond it "
-                                        "requests get 429.")
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")
+    max_inflight_sequences: int = Field(256, ge=1, description="Admission ceiling: sequences "
+                                        "(n, or self-critic candidates or their largest batch "
+                                        "of judgments) running or queued at once. Below it "
+                                        "the limit adapts to queueing delay, and requests "
+                                        "that would miss their deadline get 429 at once.")
+    admission_queue_target_s: float = Field(
+        2.0, gt=0, description="Queueing delay the engine may keep: when even the smallest "
+                               "delay of an interval exceeds it, admission lowers its limit.")
+    max_comparisons: int = Field(8, ge=1, le=64, description="Largest self-critic or "
+                                 "critique 'comparisons' (K judgments per match).")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024,
+        description="Largest request body (413 beyond). A body is read and parsed before "
+                    "its text can be checked, so this bounds the work one request can force. "
+                    "1 MiB holds what a context can: the default 2048 tokens spell at most "
+                    "~166k characters (SmolLM2's longest token is 81), about 8 kB of prose, "
+                    "and a critique's responses each fit in half a context; raise it for "
+                    "long contexts or inline images.")
     request_timeout_s: float = Field(600.0, gt=0, description="Per-request deadline (504 beyond; "
                                      "engine work aborted).")
     shutdown_drain_s: float = Field(30.0, ge=0, description="On SIGTERM, how long in-flight "
-                                    "requests may finish before they are aborted.")
-    keepalive_interval_s: float = Field(5.0, gt=0, description="Seconds between SSE keep-alive "
-                                        "comments while a self-critic tournament runs.")
+                                    "requests may finish before they are aborted (0: abort "
+                                    "them at once).")
+    engine_stall_s: float = Field(120.0, ge=0, description="/health answers 503 when the "
+                                  "engine has requests in flight but has produced nothing "
+                                  "for this long (above the longest engine step, e.g. a "
+                                  "full-context prefill on a CPU); 0: never.")
+    keepalive_interval_s: float = Field(5.0, gt=0, description="Seconds between keep-alive "
+                                        "chunks (content-free data chunks that gateways "
+                                        "pass on) while a self-critic tournament runs.")
+
+    # -- tool calling (vLLM's flags) -----------------------------------------------------
+    tool_call_parser: str | None = Field(
+        None, description="vLLM tool parser that reads calls out of the model's text for "
+                          "tool_choice 'auto' (e.g. hermes, llama3_json, mistral); pick the one "
+                          "for the model's chat template. Named and 'required' tool_choice "
+                          "need none.")
+    enable_auto_tool_choice: bool = Field(
+        False, description="Allow tool_choice 'auto' (needs --tool-call-parser), as in vLLM.")
+
+    # -- images (only for a model that reads them) -------------------------------------
+    allowed_media_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts whose http(s) image URLs may be fetched, comma-separated: names "
+                    "('img.example.com', '*.example.com'), IP addresses or networks. Empty: "
+                    "only data: URLs. Loopback, private and link-local addresses are refused "
+                    "unless listed as addresses.")
+    max_images_per_prompt: int = Field(4, ge=0, description="Most images one request may carry.")
+    max_image_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest image file "
+                                 "(a fetched body or a data: URL's decoded bytes).")
+    max_image_pixels: int = Field(4096 * 4096, ge=1, description="Largest image, width × height.")
+    media_fetch_timeout_s: float = Field(10.0, gt=0, description="Deadline for fetching one "
+                                         "request's image URLs (redirects included).")
 
     # -- self-critic defaults (a request's self_critic object overrides them) ------------
     candidates: int = Field(4, ge=2, description="Default number of self-critic candidates.")
@@ -75,11 +148,37 @@ class ServerSettings(BaseSettings):
                             "once; 'answer' judges each distinct extracted answer once and "
                             "lets vote counts settle splits (runs the bracket as 'rounds').")
 
-    @field_validator("api_key", "cors_origins", mode="before")
+    @field_validator("api_key", "cors_origins", "upstream", "forwarded_allow_ips",
+                     "allowed_media_domains", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("vllm_args", mode="before")
+    @classmethod
+    def _split_shell_words(cls, value: object) -> object:
+        return shlex.split(value) if isinstance(value, str) else value
+
+    @field_validator("upstream_api_key", mode="before")
+    @classmethod
+    def _split_keeping_places(cls, value: object) -> object:
+        """Keys pair with upstreams by position, so an empty entry is kept."""
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",")] if value.strip() else []
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an IP address, a CIDR network "
+                                     "or '*'") from None
         return value
 
     @model_validator(mode="after")
@@ -87,4 +186,9 @@ class ServerSettings(BaseSettings):
         if self.candidates > self.max_candidates:
             raise ValueError(f"candidates ({self.candidates}) exceeds max_candidates "
                              f"({self.max_candidates})")
+        if self.comparisons > self.max_comparisons:
+            raise ValueError(f"comparisons ({self.comparisons}) exceeds max_comparisons "
+                             f"({self.max_comparisons})")
+        if self.enable_auto_tool_choice and not self.tool_call_parser:
+            raise ValueError("enable_auto_tool_choice needs tool_call_parser (e.g. hermes)")
         return self

@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 from critic_loop.engine import Engine
 from server.admission import AdmissionController
 from server.auth import APIKeyChecker
+from server.capacity import WorkCost
+from server.engine_stall import StallDetector
 from server.errors import APIError
 from server.metrics import Metrics
 from server.serving.chat import ChatService
@@ -27,13 +29,16 @@ class AppState:
     chat: ChatService
     critique: CritiqueService
     engine_dead: bool = field(default=False)
+    stall: StallDetector | None = None
 
     async def serving(self) -> bool:
         """Whether the engine can take work now."""
-        return not self.engine_dead and await self.engine.is_healthy()
+        if self.engine_dead or (self.stall is not None and self.stall.stalled()):
+            return False
+        return await self.engine.is_healthy()
 
-    async def admit(self, cost: int, reason_label: str = "capacity"):
-        """Admission for `cost` sequences: 503 when the engine is down, 429 when full."""
+    async def admit(self, cost: WorkCost, reason_label: str = "capacity"):
+        """Admission for `cost`: 503 when the engine is down, 429 when it cannot take it."""
         if not await self.serving():
             self.metrics.rejections.labels("engine_unavailable").inc()
             raise APIError(503, "The engine is not available; retry later.",
@@ -41,8 +46,8 @@ class AppState:
         try:
             return self.admission.acquire(cost)
         except APIError as exc:
-            self.metrics.rejections.labels(reason_label if exc.status == 429
-                                           else "too_large").inc()
+            self.metrics.rejections.labels(getattr(exc, "reason", reason_label)
+                                           if exc.status == 429 else "too_large").inc()
             raise
 
 

@@ -1,11 +1,13 @@
 """Preference pairs from files, and the judge prompts GRPO trains on.
 
-Rows come from JSONL, JSON, Parquet or a saved Hugging Face dataset, in one of two shapes:
-`question` + `response_1`/`response_2` + `preference` (1 or 2), or `prompt` +
-`chosen`/`rejected` (put in a seeded random order with exactly balanced labels). Either
-may carry `image` or `images`. Training shows every pair in both orders, so position
-carries no information about the label. Prompts are built by `critic_loop.judge_prompt`,
-the same function the server judges with.
+Rows come from JSONL, JSON, Parquet or a saved Hugging Face dataset, in one of three
+shapes: `question` + `response_1`/`response_2` + `preference` (1 or 2), or `prompt` +
+`chosen`/`rejected` (put in a seeded random order with exactly balanced labels), or the
+paper's own: `question` (the whole judge prompt, responses included, `<image>` where each
+image goes) + `answer` (see `parse_answer`). Any may carry `image` or `images`. Training
+shows the first two shapes in both orders, so position carries no information about the
+label; their prompts are built by `critic_loop.judge_prompt`, the same function the server
+judges with. The paper's prompts are used as given.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from critic_loop.judge_prompt import JudgeMode, judge_messages
+from critic_loop.verdict import parse_verdict
 from trainer.rewards import completion_text
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,9 @@ class PreferencePair:
     response_2: str
     label: int
     images: tuple[Any, ...] = ()
+    given_prompt: bool = False
+    """`question` is the whole judge prompt as the data gave it (the paper's rows), with
+    `IMAGE_PLACEHOLDER` where each image goes; the responses are inside it, not apart."""
 
     def swapped(self) -> PreferencePair:
         """The same pair with the responses (and so the label) in the other order."""
@@ -100,8 +107,13 @@ def judge_prompt(pair: PreferencePair, mode: JudgeMode | str = JudgeMode.REASON
     """The judge conversation for `pair` with its image parts lifted out into a list.
 
     TRL keeps images in their own column and puts an image placeholder before the text of
-    the first user turn, which restores exactly what `judge_messages` returns.
+    the first user turn, which restores exactly what `judge_messages` returns. A given
+    prompt (the paper's rows) keeps `{"type": "image"}` parts where its placeholders are.
     """
+    if pair.given_prompt:
+        return [{"role": "user", "content": given_prompt_parts(str(pair.question),
+                                                               len(pair.images))}], \
+            list(pair.images)
     messages = judge_messages(_question_arg(pair.question), pair.response_1, pair.response_2,
                               mode, pair.images)
     images: list[Any] = []
@@ -119,12 +131,14 @@ def in_both_orders(pairs: Sequence[PreferencePair]) -> list[PreferencePair]:
 
     Needed for labelled rows, which keep the file's order (a file whose better response
     is mostly first would otherwise teach "answer 1"); harmless for chosen/rejected rows.
+    A given prompt (the paper's rows) cannot be reordered and is shown once, as given.
 
     >>> pair = PreferencePair("Q?", "right", "wrong", 1)
     >>> [(p.response_1, p.label) for p in in_both_orders([pair])]
     [('right', 1), ('wrong', 2)]
     """
-    return [shown for pair in pairs for shown in (pair, pair.swapped())]
+    return [shown for pair in pairs
+            for shown in ((pair,) if pair.given_prompt else (pair, pair.swapped()))]
 
 
 def to_grpo_dataset(pairs: Sequence[PreferencePair],
@@ -141,12 +155,17 @@ def to_grpo_dataset(pairs: Sequence[PreferencePair],
 
     mode = JudgeMode(mode).value
     rows = []
-    shown = ((i // 2, p) for i, p in enumerate(in_both_orders(pairs))) if both_orders \
-        else enumerate(pairs)
+    shown = _numbered(pairs) if both_orders else enumerate(pairs)
     for pair_id, pair in shown:
         prompt, images = judge_prompt(pair, mode)
-        rows.append({"prompt": prompt, "label": pair.label, "judge_mode": mode,
+        # a given prompt is the paper's: it asks for \boxed{}, so it is read as reason mode
+        rows.append({"prompt": prompt, "label": pair.label,
+                     "judge_mode": JudgeMode.REASON.value if pair.given_prompt else mode,
                      "pair_id": pair_id, "images": images})
+    if any(pair.given_prompt and pair.images for pair in pairs):
+        # Arrow needs one shape: every prompt as parts, its image placeholders in place
+        for row in rows:
+            row["prompt"] = _as_parts(row["prompt"], len(row["images"]))
     if not any(row["images"] for row in rows):
         return Dataset.from_list([{k: v for k, v in r.items() if k != "images"} for r in rows])
     return Dataset.from_list(rows).cast_column("images", SequenceFeature(Image()))
@@ -197,6 +216,8 @@ def _parse_row(row: Any, path: Path) -> PreferencePair | tuple[Any, str, str, tu
     if not isinstance(row, dict):
         raise DataError(f"expected an object, got {type(row).__name__}")
     images = _images(row, path)
+    if "answer" in row and not {"response_1", "preference", "chosen"} & set(row):
+        return _given_prompt_pair(row, images)
     if "question" in row or "preference" in row:
         question = _question(row, "question")
         preference = row.get("preference")
@@ -271,3 +292,96 @@ def _image_value(part: dict[str, Any]) -> Any:
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+IMAGE_PLACEHOLDER = "<image>"
+"""Where an image goes in a given prompt (the paper's rows)."""
+
+_ANSWER = re.compile(r"^\W*(?:response\s*)?([12])\W*$", re.IGNORECASE)
+_ORDINALS = {"first": 1, "second": 2}
+
+
+def parse_answer(value: Any) -> int | None:
+    r"""The label of a paper row's `answer`: 1 or 2, or None when it names neither.
+
+    Accepted: the numbers 1 and 2; the strings "1", "2", "Response 1", "[[2]]", "(1)",
+    "first", "second" (any case, surrounding punctuation ignored); and any text whose
+    last `\boxed{}` holds 1 or 2 (a whole judgment, "<think>...</think>\boxed{2}").
+
+    >>> [parse_answer(v) for v in (2, "1", "Response 2.", "[[1]]", "Second", "x \\boxed{2}")]
+    [2, 1, 2, 1, 2, 2]
+    >>> parse_answer("3") is None and parse_answer(True) is None
+    True
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value in (1, 2) else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    match = _ANSWER.match(text)
+    if match:
+        return int(match.group(1))
+    if text.lower().strip(".") in _ORDINALS:
+        return _ORDINALS[text.lower().strip(".")]
+    return parse_verdict(text) if "boxed" in text else None
+
+
+def given_prompt_parts(prompt: str, images: int) -> list[dict[str, Any]]:
+    """A given prompt as content parts: `{"type": "image"}` at each `<image>`; with no
+    placeholder at all, the images go first (the paper's layout).
+
+    >>> given_prompt_parts("See <image> and <image>.", 2)  # doctest: +NORMALIZE_WHITESPACE
+    [{'type': 'text', 'text': 'See '}, {'type': 'image'}, {'type': 'text', 'text': ' and '},
+     {'type': 'image'}, {'type': 'text', 'text': '.'}]
+    """
+    pieces = prompt.split(IMAGE_PLACEHOLDER)
+    if len(pieces) == 1:
+        return [*({"type": "image"} for _ in range(images)), {"type": "text", "text": prompt}]
+    parts: list[dict[str, Any]] = []
+    for k, piece in enumerate(pieces):
+        if k:
+            parts.append({"type": "image"})
+        if piece:
+            parts.append({"type": "text", "text": piece})
+    return parts
+
+
+def _given_prompt_pair(row: dict[str, Any], images: tuple[Any, ...]) -> PreferencePair:
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise DataError(f"field 'question' must be the whole judge prompt as a non-empty "
+                        f"string, got {_show(question)}")
+    label = parse_answer(row.get("answer"))
+    if label is None:
+        raise DataError(f"field 'answer' must name response 1 or 2 (1, 2, \"Response 1\", "
+                        f"\"\\boxed{{2}}\", ...), got {_show(row.get('answer'))}")
+    placeholders = question.count(IMAGE_PLACEHOLDER)
+    if placeholders and placeholders != len(images):
+        raise DataError(f"field 'question' has {placeholders} {IMAGE_PLACEHOLDER} placeholders "
+                        f"but the row has {len(images)} images")
+    return PreferencePair(question, "", "", label, images, given_prompt=True)
+
+
+def _as_parts(prompt: list[dict[str, Any]], images: int) -> list[dict[str, Any]]:
+    """Messages with string content as parts; the first user turn gets the image
+    placeholders in front, where TRL would have put them."""
+    out, placed = [], False
+    for message in prompt:
+        content = message["content"]
+        if isinstance(content, str):
+            parts = [{"type": "text", "text": content}]
+            if message["role"] == "user" and not placed:
+                parts = [*({"type": "image"} for _ in range(images)), *parts]
+            content = parts
+        placed = placed or message["role"] == "user"
+        out.append({**message, "content": content})
+    return out
+
+
+def _numbered(pairs: Sequence[PreferencePair]) -> Iterator[tuple[int, PreferencePair]]:
+    """(pair id, shown pair) for `in_both_orders`: a pair and its swap share an id."""
+    for pair_id, pair in enumerate(pairs):
+        for shown in in_both_orders([pair]):
+            yield pair_id, shown

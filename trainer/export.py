@@ -1,7 +1,9 @@
 """Export a trained critic as a directory `selfcritic serve --model DIR` serves unchanged.
 
-bf16 safetensors with any LoRA merged, tokenizer and chat template, the base model's
-generation config and `selfcritic-export.json` (base model, recipe, steps, rewards, and
+bf16 safetensors with any LoRA merged, tokenizer and chat template (and, for a
+vision-language model, its processor: image processor config and processor chat template,
+so the server renders and measures images as training did), the base model's generation
+config and `selfcritic-export.json` (base model, recipe, steps, rewards, and
 under `judge` the judge mode and prompt it was trained with). The directory is staged
 beside its destination and renamed into place, so an interrupted export never leaves a
 directory that looks complete.
@@ -52,6 +54,9 @@ def export_model(model: Any, tokenizer: Any, out_dir: str | Path, *,
                  state_dict: Mapping[str, Any] | None = None) -> Path:
     """Write `model` (merged and cast to bf16 in place) and `tokenizer` to `out_dir`.
 
+    `tokenizer` is the model's processing class: a tokenizer, or a vision-language model's
+    processor, which writes its tokenizer, image processor and chat template together.
+
     With `state_dict` (the full weights, e.g. `Accelerator.get_state_dict` gathered from
     every process under DDP, FSDP or DeepSpeed) `model` only gives the architecture and any
     LoRA configuration: the weights written are `state_dict`'s, loaded into a fresh copy,
@@ -89,20 +94,42 @@ def export_model(model: Any, tokenizer: Any, out_dir: str | Path, *,
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *,
                       metadata: dict[str, Any], base_dir: str | Path | None = None) -> Path:
-    """Export a Trainer checkpoint directory (full weights or a LoRA adapter)."""
+    """Export a Trainer checkpoint directory (full weights or a LoRA adapter). A
+    vision-language checkpoint is loaded as one, and exported with its processor."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
     checkpoint = Path(checkpoint)
     if (checkpoint / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
         model = AutoPeftModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+    elif is_vision_language(checkpoint):
+        model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32)
     else:
         model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
-    tokenizer_source = checkpoint if (checkpoint / "tokenizer_config.json").is_file() else base_dir
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    return export_model(model, tokenizer, out_dir, metadata=metadata, base_dir=base_dir)
+    source = checkpoint if (checkpoint / "tokenizer_config.json").is_file() else base_dir
+    return export_model(model, load_processing_class(source), out_dir, metadata=metadata,
+                        base_dir=base_dir)
+
+
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+"""Files that say a directory holds a processor (an image processor beside the tokenizer)."""
+
+
+def is_vision_language(model_dir: str | Path) -> bool:
+    """Whether `model_dir`'s config has a vision tower (LLaVA, Qwen2.5-VL, ...)."""
+    config = Path(model_dir) / "config.json"
+    return config.is_file() and "vision_config" in json.loads(config.read_text())
+
+
+def load_processing_class(source: str | Path | None) -> Any:
+    """The processor where `source` has one (a vision-language model), else its tokenizer."""
+    from transformers import AutoProcessor, AutoTokenizer
+
+    if source is not None and any((Path(source) / f).is_file() for f in PROCESSOR_FILES):
+        return AutoProcessor.from_pretrained(source)
+    return AutoTokenizer.from_pretrained(source)
 
 
 def _with_weights(model: Any, state_dict: Mapping[str, Any]) -> Any:
@@ -162,6 +189,9 @@ def _check_complete(staging: Path, tokenizer: Any) -> None:
         raise RuntimeError("export wrote no safetensors weights")
     if not tokenizer.chat_template:
         raise RuntimeError("the tokenizer has no chat template; the server could not judge")
+    if "vision_config" in config and not any((staging / f).is_file() for f in PROCESSOR_FILES):
+        raise RuntimeError("a vision-language model was exported without its processor; the "
+                           "server could not read images (export with the model's AutoProcessor)")
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:

@@ -10,30 +10,46 @@ output generator is cancelled).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.exceptions import VLLMClientError
 from vllm.inputs import TokensPrompt
-from vllm.sampling_params import RequestOutputKind
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 
+from critic_loop.context_length import context_length_message
 from critic_loop.engine import (
     Completion,
     EngineError,
+    EngineProgress,
     GenerationRequest,
     GenerationResult,
+    InvalidRequestError,
     Message,
+    Prompt,
     PromptTooLongError,
     SamplingOptions,
     StreamDelta,
+    StructuredOutput,
     TokenLogprob,
 )
+from critic_loop.engines.chat_tokenizer import ChatTokenizer, Renderer
+from critic_loop.engines.vllm_images import (
+    ImagePrompter,
+    engine_prompt,
+    has_images,
+    model_reads_images,
+)
+from critic_loop.engines.vllm_progress import StepCounter
+from critic_loop.images import images_of
 from critic_loop.judge_prompt import VERDICT_CHOICES
 from critic_loop.verdict_tokens import verdict_token_ids
 
@@ -53,6 +69,11 @@ class EngineConfig:
     max_num_seqs: int = 64
     gpu_memory_utilization: float = 0.9
     disable_log_stats: bool = False
+    engine_args: tuple[str, ...] = ()
+    """Any other vLLM engine arguments, as on `vllm serve`'s command line (parsed by vLLM's
+    own parser, e.g. `("--tensor-parallel-size", "2")` or `("--config", "engine.yaml")`).
+    The fields above are ours and set on top; the CPU defaults below apply only to what
+    these leave unset."""
     block_size: int | None = None
     """KV-cache block: the prefix cache's granularity. None: 32 on a CPU (vLLM's own 128
     leaves most of a judge prompt's shared prefix uncached; see `cpu_block_size`), vLLM's
@@ -85,46 +106,65 @@ class EngineConfig:
         return {"enable_chunked_prefill": False,
                 "max_num_batched_tokens": max(self.max_model_len or 8192, 8192)}
 
+    def async_engine_args(self, dtype: str) -> AsyncEngineArgs:
+        """vLLM's arguments: `engine_args` parsed by vLLM's own parser, our fields set on
+        top, our CPU defaults wherever `engine_args` leaves vLLM's setting unset."""
+        from critic_loop.engines.vllm_args import engine_args_from
+
+        ours = {"model": self.model, "served_model_name": [self.served_name],
+                "max_model_len": self.max_model_len, "dtype": dtype,
+                "enforce_eager": self.enforce_eager, "seed": self.seed,
+                "max_num_seqs": self.max_num_seqs,
+                "gpu_memory_utilization": self.gpu_memory_utilization}
+        defaults = {"kv_cache_memory_bytes": self.kv_cache_bytes(),
+                    "block_size": self.cpu_block_size(), **self.scheduling_args()}
+        args = engine_args_from(self.engine_args, ours, defaults)
+        args.disable_log_stats = args.disable_log_stats or self.disable_log_stats
+        return args
+
 
 class VLLMEngine:
     """An `Engine` running vLLM in this process (the engine core in a child process)."""
 
-    def __init__(self, llm: AsyncLLM, tokenizer: Any, config: EngineConfig) -> None:
+    def __init__(self, llm: AsyncLLM, tokenizer: Any, config: EngineConfig,
+                 steps: StepCounter | None = None, images: ImagePrompter | None = None) -> None:
         self._llm = llm
+        self._steps = steps or StepCounter()
+        self._in_flight = 0
         self._tokenizer = tokenizer
         self.model_name = config.served_name
         self.max_model_len = llm.model_config.max_model_len
-        self.supports_images = False  # text generation only; image parts get a clear 400
+        # From the model (vLLM's registry and config); a text-only model's images get a 400
+        self._images = images if model_reads_images(llm.model_config) else None
+        self.supports_images = self._images is not None
         # Found once, so a tokenizer that cannot spell a verdict fails at start-up
         self._choice_ids = verdict_token_ids(tokenizer, VERDICT_CHOICES)
         self._special_ids = frozenset(tokenizer.all_special_ids)
 
     @classmethod
     def start(cls, config: EngineConfig) -> VLLMEngine:
-        """Start the engine (blocking: ~25 s eager, ~75 s compiled on a small CPU)."""
+        """Start the engine (blocking, on a small CPU: ~25 s eager; compiled ~75-100 s the
+        first time, then ~45 s from the compile cache)."""
         from transformers import AutoTokenizer
 
         from critic_loop.dtype_policy import resolve_dtype
 
         dtype = resolve_dtype(config.dtype, config.model, on_cpu=_on_cpu()).dtype
-        args = AsyncEngineArgs(
-            model=config.model,
-            served_model_name=[config.served_name],
-            max_model_len=config.max_model_len,
-            dtype=dtype,
-            enforce_eager=config.enforce_eager,
-            seed=config.seed,
-            max_num_seqs=config.max_num_seqs,
-            gpu_memory_utilization=config.gpu_memory_utilization,
-            disable_log_stats=config.disable_log_stats,
-            kv_cache_memory_bytes=config.kv_cache_bytes(),
-            block_size=config.cpu_block_size(),
-            **config.scheduling_args(),
-        )
-        logger.info("Starting vLLM on %s (eager=%s)", config.model, config.enforce_eager)
-        llm = AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
-        tokenizer = AutoTokenizer.from_pretrained(config.model)
-        return cls(llm, tokenizer, config)
+        args = config.async_engine_args(dtype)
+        if _on_cpu() and not args.enforce_eager:
+            from critic_loop.engines.compile_cache import reuse_cpu_compilation
+
+            reuse_cpu_compilation()
+        logger.info("Starting vLLM on %s (eager=%s, engine arguments: %s)", config.model,
+                    config.enforce_eager, " ".join(config.engine_args) or "none")
+        steps = StepCounter()
+        llm = AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER,
+                                        stat_loggers=[steps.logger_factory()])
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or config.model,
+                                                  trust_remote_code=args.trust_remote_code)
+        images = (ImagePrompter.load(config.model, args.trust_remote_code)
+                  if model_reads_images(llm.model_config) else None)
+        return cls(llm, tokenizer, config, steps, images)
 
     async def warm_up(self) -> None:
         """Run one small batch so the first client does not pay the engine's lazy set-up
@@ -141,11 +181,12 @@ class VLLMEngine:
         return list(await asyncio.gather(*(self._generate_one(r) for r in requests)))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
-        prompt_ids = self._prompt_ids(request)
+        prompt_ids = await self._prompt_ids(request)
         params = self._sampling_params(request, RequestOutputKind.DELTA)
         first = True
         copies = request.n if _is_greedy(request) else 1
-        async for output in self._outputs(prompt_ids, params, request.request_id):
+        async for output in self._outputs(prompt_ids, params, request.request_id,
+                                          request.images):
             for out, copy in ((o, c) for o in output.outputs for c in range(copies)):
                 yield StreamDelta(
                     index=out.index + copy,
@@ -153,16 +194,47 @@ class VLLMEngine:
                     completion_tokens=len(out.token_ids),
                     finish_reason=out.finish_reason,
                     logprobs=self._token_logprobs(out, request.sampling),
-                    prompt_tokens=len(prompt_ids) if first else 0,
+                    prompt_tokens=len(prompt_ids) + self._image_tokens(request.images)
+                    if first else 0,
+                    cached_tokens=(output.num_cached_tokens or 0) if first else 0,
                 )
                 first = False
 
-    def render_chat(self, messages: Sequence[Message]) -> str:
-        return self._tokenizer.apply_chat_template(
-            [dict(m) for m in messages], tokenize=False, add_generation_prompt=True)
+    def render_chat(self, messages: Sequence[Message],
+                    tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+        return self._renderer(messages)(list(messages), tools)
 
-    def count_tokens(self, text: str) -> int:
-        return len(self._encode(text))
+    def render_prompt(self, messages: Sequence[Message],
+                      tools: Sequence[Mapping[str, Any]] | None = None) -> Prompt:
+        """`RendersPrompts`: message text tokenised with special tokens split (blocking)."""
+        text, ids = self._prompts.render(messages, self._renderer(messages), tools)
+        return Prompt(text, len(ids) + self._image_tokens(images_of(messages)), tuple(ids))
+
+    def count_text_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._prompts.count_text(texts)
+
+    @functools.cached_property
+    def _prompts(self) -> ChatTokenizer:
+        return ChatTokenizer(self._tokenizer, self.max_model_len)
+
+    def _renderer(self, messages: Sequence[Message]) -> Renderer:
+        if self._images is not None and has_images(messages):  # the model's placeholders
+            return self._images.render
+        return self._render_text
+
+    def _render_text(self, messages: Sequence[Message],
+                     tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+        return self._tokenizer.apply_chat_template(
+            [dict(m) for m in messages], tools=[dict(t) for t in tools] if tools else None,
+            tokenize=False, add_generation_prompt=True)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face tokenizer (vLLM's tool parsers read its vocabulary)."""
+        return self._tokenizer
+
+    def count_tokens(self, text: str, images: Sequence[Any] = ()) -> int:
+        return len(self._encode(text)) + self._image_tokens(images)
 
     async def is_healthy(self) -> bool:
         return not self._llm.errored
@@ -170,15 +242,19 @@ class VLLMEngine:
     async def abort(self, request_ids: Sequence[str]) -> None:
         await self._llm.abort(list(request_ids))
 
+    def progress(self) -> EngineProgress:
+        return EngineProgress(outputs=self._steps.steps, in_flight=self._in_flight)
+
     async def close(self) -> None:
         self._llm.shutdown()
 
     # -- helpers ---------------------------------------------------------------------
     async def _generate_one(self, request: GenerationRequest) -> GenerationResult:
-        prompt_ids = self._prompt_ids(request)
+        prompt_ids = await self._prompt_ids(request)
         params = self._sampling_params(request, RequestOutputKind.FINAL_ONLY)
         final = None
-        async for output in self._outputs(prompt_ids, params, request.request_id):
+        async for output in self._outputs(prompt_ids, params, request.request_id,
+                                          request.images):
             final = output
         if final is None:
             raise EngineError(f"vLLM returned no output for {request.request_id}")
@@ -195,16 +271,18 @@ class VLLMEngine:
         )
         if _is_greedy(request):  # vLLM refuses n>1 when greedy; every sample is the same
             completions = tuple(replace(completions[0], index=i) for i in range(request.n))
-        return GenerationResult(request.request_id, len(prompt_ids), completions,
+        prompt_tokens = len(prompt_ids) + self._image_tokens(request.images)
+        return GenerationResult(request.request_id, prompt_tokens, completions,
                                 cached_tokens=final.num_cached_tokens or 0)
 
     async def _outputs(self, prompt_ids: list[int], params: SamplingParams,
-                       request_id: str) -> AsyncIterator[Any]:
+                       request_id: str, images: Sequence[Any] = ()) -> AsyncIterator[Any]:
         if self._llm.errored:
             raise EngineError("the vLLM engine is not running")
+        self._in_flight += 1
         try:
-            async for output in self._llm.generate(
-                    TokensPrompt(prompt_token_ids=prompt_ids), params, request_id):
+            prompt = TokensPrompt(**engine_prompt(prompt_ids, images))  # type: ignore[typeddict-item]
+            async for output in self._llm.generate(prompt, params, request_id):
                 yield output
         except (asyncio.CancelledError, GeneratorExit, PromptTooLongError):
             raise
@@ -212,19 +290,37 @@ class VLLMEngine:
             if self._llm.errored:
                 raise EngineError(f"the vLLM engine died: {exc!r}") from exc
             raise
+        finally:
+            self._in_flight -= 1
 
     def _encode(self, text: str) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=False)
 
-    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
-        ids = self._encode(request.prompt)
+    async def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        """The request's ids: those `render_prompt` made, or its text tokenised here, off
+        the event loop (a long prompt takes a tokenizer most of a second)."""
+        def measure() -> tuple[list[int], int]:
+            ids = (list(request.prompt_ids) if request.prompt_ids is not None
+                   else self._prompts.encode_trusted(request.prompt))
+            return ids, len(ids) + self._image_tokens(request.images)
+
+        if request.prompt_ids is not None and not request.images:
+            ids, length = measure()  # nothing left to compute
+        else:
+            ids, length = await asyncio.to_thread(measure)
         max_tokens = 1 if request.sampling.choices else request.sampling.max_tokens
-        if len(ids) + max_tokens > self.max_model_len:
+        if length + max_tokens > self.max_model_len:
             raise PromptTooLongError(
-                f"This model's maximum context length is {self.max_model_len} tokens; the "
-                f"prompt has {len(ids)} tokens and max_tokens asks for {max_tokens} more. "
-                "Shorten the messages or lower max_tokens.")
+                context_length_message(self.max_model_len, length, max_tokens))
         return ids
+
+    def _image_tokens(self, images: Sequence[Any]) -> int:
+        """Tokens the images add beyond their placeholders (0 without images)."""
+        if not images:
+            return 0
+        if self._images is None:
+            raise ValueError(f"the model {self.model_name!r} reads text only")
+        return self._images.extra_tokens(images)
 
     def _choice_token_ids(self, choice: str) -> tuple[int, ...]:
         if choice not in self._choice_ids:
@@ -241,13 +337,40 @@ class VLLMEngine:
             n=1 if _is_greedy(request) else request.n, max_tokens=options.max_tokens,
             temperature=options.temperature, top_p=options.top_p, seed=options.seed,
             stop=list(options.stop) or None, logprobs=options.logprobs, output_kind=kind)
+        params.update(
+            presence_penalty=options.presence_penalty,
+            frequency_penalty=options.frequency_penalty,
+            repetition_penalty=options.repetition_penalty, top_k=options.top_k,
+            min_p=options.min_p, min_tokens=options.min_tokens,
+            logit_bias=dict(options.logit_bias) or None,
+            stop_token_ids=list(options.stop_token_ids) or None,
+            bad_words=list(options.bad_words) or None, ignore_eos=options.ignore_eos,
+            skip_special_tokens=options.skip_special_tokens,
+            spaces_between_special_tokens=options.spaces_between_special_tokens,
+            include_stop_str_in_output=options.include_stop_str_in_output,
+            structured_outputs=_structured_outputs(options.structured))
         if options.choices:
             ids = sorted({i for c in options.choices for i in self._choice_token_ids(c)})
             # allowed_token_ids restricts what is sampled; logprob_token_ids reports each
             # choice's (unrestricted) logprob, which is the judge's confidence.
             params.update(max_tokens=1, allowed_token_ids=ids, logprob_token_ids=ids,
                           logprobs=None, stop=None)
-        return SamplingParams(**params)
+        try:
+            return SamplingParams(**params)
+        except VLLMClientError as exc:
+            raise InvalidRequestError(str(exc), getattr(exc, "parameter", None)) from exc
+
+    def check_sampling(self, options: SamplingOptions) -> None:
+        """What vLLM checks when a request arrives (token ids in the vocabulary, grammars
+        that compile), run before any engine work so a bad value is a 400."""
+        params = self._sampling_params(GenerationRequest("check", "", options),
+                                       RequestOutputKind.FINAL_ONLY)
+        processor = self._llm.input_processor
+        try:
+            params.verify(processor.model_config, processor.speculative_config,
+                          processor.structured_outputs_config, processor.tokenizer)
+        except (VLLMClientError, ValueError) as exc:
+            raise InvalidRequestError(str(exc), getattr(exc, "parameter", None)) from exc
 
     def _token_logprobs(self, out: Any, options: SamplingOptions) -> tuple[TokenLogprob, ...] | None:
         if options.logprobs is None or options.choices or out.logprobs is None:
@@ -276,6 +399,18 @@ class VLLMEngine:
         return found
 
 
+def _structured_outputs(structured: StructuredOutput | None) -> StructuredOutputsParams | None:
+    if structured is None:
+        return None
+    return StructuredOutputsParams(
+        json=structured.json_schema, json_object=structured.json_object or None,
+        regex=structured.regex,
+        choice=list(structured.choice) if structured.choice is not None else None,
+        grammar=structured.grammar, disable_any_whitespace=structured.disable_any_whitespace,
+        disable_additional_properties=structured.disable_additional_properties,
+        whitespace_pattern=structured.whitespace_pattern)
+
+
 def _logsumexp(values: list[float]) -> float:
     top = max(values)
     if top == -math.inf:
@@ -289,5 +424,9 @@ def _on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
+_GREEDY_BELOW = 1e-5
+"""vLLM's `_SAMPLING_EPS`: a temperature under it is greedy, where vLLM refuses n > 1."""
+
+
 def _is_greedy(request: GenerationRequest) -> bool:
-    return request.sampling.temperature == 0 and request.n > 1
+    return request.sampling.temperature < _GREEDY_BELOW and request.n > 1

@@ -7,12 +7,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from critic_loop.engine import SamplingOptions
+from critic_loop.engine import SamplingOptions, StructuredOutput
+from server.protocol.advisory import AdvisoryFields
+from server.protocol.fields import Seed, StopText, Text
+from server.protocol.sampling_fields import SamplingFields
+from server.protocol.structured import StructuredOutputFields
+from server.protocol.tools import ToolFields
 
 
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ImageURL(BaseModel):
@@ -32,7 +37,7 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
+    content: Text | list[ContentPart] | None = None
     name: str | None = None
 
     def has_images(self) -> bool:
@@ -44,7 +49,11 @@ class ChatMessage(BaseModel):
         if isinstance(content, list):
             content = "\n".join(p.text for p in content if isinstance(p, TextPart))
         role = "system" if self.role == "developer" else self.role
-        return {"role": role, "content": content or ""}
+        message = {"role": role, "content": content or ""}
+        for key in ("tool_calls", "tool_call_id"):  # a tool conversation, for its template
+            if (value := (self.model_extra or {}).get(key)) is not None:
+                message[key] = value
+        return message
 
 
 class StreamOptions(BaseModel):
@@ -76,23 +85,26 @@ class SelfCriticOptions(BaseModel):
                                           "instead: its last match, group 1 if any.")
 
 
-class ChatCompletionRequest(BaseModel):
-    """`POST /v1/chat/completions`. Unknown fields are ignored, as OpenAI clients send many."""
+class ChatCompletionRequest(SamplingFields, StructuredOutputFields, ToolFields,
+                            AdvisoryFields):
+    """`POST /v1/chat/completions`. A field this server does not implement is a 400 that
+    names it; OpenAI's advisory fields (`user`, `metadata`, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     n: int = Field(1, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    seed: Seed | None = None
+    stop: StopText | list[StopText] | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
-    user: str | None = None
     self_critic: bool | SelfCriticOptions | None = None
 
     @model_validator(mode="after")
@@ -101,7 +113,18 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("top_logprobs requires logprobs: true")
         if isinstance(self.stop, list) and len(self.stop) > 4:
             raise ValueError("stop takes at most 4 sequences")
+        self.constraint()
         return self
+
+    def constraint(self) -> StructuredOutput | None:
+        """What every sample must follow: a forced tool call's schema, or the request's
+        structured output; never both (as in vLLM)."""
+        structured = self.structured_output()
+        forced = self.tool_constraint(self.parallel_tool_calls)
+        if forced is not None and structured is not None:
+            raise ValueError("Use either a structured output or a named/required "
+                             "tool_choice, not both.")
+        return forced or structured
 
     def stop_sequences(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -119,6 +142,8 @@ class ChatCompletionRequest(BaseModel):
             seed=self.seed,
             stop=self.stop_sequences(),
             logprobs=(self.top_logprobs or 0) if self.logprobs else None,
+            structured=self.constraint(),
+            **self.sampling_extras(),
         )
 
     def include_usage(self) -> bool:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from server.protocol.chat import ChatMessage
+from server.protocol.fields import Seed, Text
 
 
 class CritiqueRequest(BaseModel):
@@ -14,13 +15,17 @@ class CritiqueRequest(BaseModel):
 
     model: str | None = None
     messages: list[ChatMessage] | None = Field(None, min_length=1)
-    question: str | None = None
-    responses: list[str]
+    question: Text | None = None
+    responses: list[Text]
     judge: Literal["reason", "fast"] | None = None
     comparisons: int | None = Field(None, ge=1, le=64)
     max_tokens: int | None = Field(None, ge=1, description="Token budget of one judgment (reason).")
     temperature: float | None = Field(None, ge=0, le=2)
-    seed: int | None = None
+    seed: Seed | None = None
+    images: list[str] | None = Field(
+        None, description="Image URLs (data: or allow-listed http(s)) the `question` is "
+                          "about; the judge sees them before the question. With `messages`, "
+                          "put image_url parts in the messages instead.")
 
     @model_validator(mode="after")
     def _check(self) -> CritiqueRequest:
@@ -29,7 +34,10 @@ class CritiqueRequest(BaseModel):
         if len(self.responses) < 2:
             raise ValueError(f"'responses' needs at least 2 responses to compare, got "
                              f"{len(self.responses)}")
+        if self.images and self.messages is not None:
+            raise ValueError("'images' goes with 'question'; with 'messages', put the images "
+                             "in the messages as image_url parts")
         return self
 
     def has_images(self) -> bool:
-        return any(m.has_images() for m in self.messages or [])
+        return bool(self.images) or any(m.has_images() for m in self.messages or [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,9 +18,10 @@ router = APIRouter()
 @router.post("/v1/chat/completions", dependencies=[Authorized])
 async def create_chat_completion(body: ChatCompletionRequest, request: Request,
                                  state: State) -> Any:
-    chat = state.chat.prepare(body)
+    # Templating and tokenising block for up to a second: never on the event loop
+    chat = await state.chat.load_images(await asyncio.to_thread(state.chat.prepare, body))
     request_id = request.state.request_id
-    release = await state.admit(chat.sequences)
+    release = await state.admit(chat.cost)
     timeout_s = state.settings.request_timeout_s
     if body.stream:
         return event_stream(state.chat.stream(chat, request_id), release, timeout_s)

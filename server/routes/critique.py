@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,8 +17,10 @@ router = APIRouter()
 @router.post("/v1/critique", dependencies=[Authorized])
 @router.post("/critique", dependencies=[Authorized], include_in_schema=False)
 async def create_critique(body: CritiqueRequest, request: Request, state: State) -> Any:
-    critique = state.critique.prepare(body)
-    release = await state.admit(critique.sequences)
+    # Templating and tokenising block for up to a second: never on the event loop
+    critique = await state.critique.load_images(
+        await asyncio.to_thread(state.critique.prepare, body))
+    release = await state.admit(critique.cost)
     try:
         return await run_cancellable(
             request, state.critique.run(critique, request.state.request_id),

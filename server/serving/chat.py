@@ -10,15 +10,26 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from critic_loop.best_of_n import BestOfNResult, best_of_n
 from critic_loop.config import SelfCriticConfig
-from critic_loop.engine import Engine, GenerationRequest, SamplingOptions
-from critic_loop.judge_budget import judge_budget
+from critic_loop.engine import (
+    Engine,
+    GenerationRequest,
+    PromptTooLongError,
+    SamplingOptions,
+)
+from critic_loop.images import prompt_tokens as tokens_with_images
+from critic_loop.images import with_images
+from critic_loop.judge_budget import JOIN_SLACK, judge_budget
 from critic_loop.judge_prompt import JudgeMode
-from server.errors import APIError, bad_request
+from critic_loop.prompts import render_prompt
+from server.admission import chat_cost, check_comparisons
+from server.capacity import WorkCost
+from server.errors import APIError, bad_request, context_length_error
+from server.media import ImageRef, MediaPolicy, chat_image_refs, placeholder_messages
 from server.metrics import Metrics
 from server.protocol.chat import ChatCompletionRequest, SelfCriticOptions
 from server.protocol.chat_response import (
@@ -28,6 +39,10 @@ from server.protocol.chat_response import (
     chunk,
     delta_choice,
 )
+from server.protocol.gateway_chunks import keepalive_choice, summary_choice
+from server.serving.prefix_cache import CachedTokenCounter
+from server.serving.sampling_check import checked_sampling
+from server.serving.tools import ToolParser, as_chunks, forced_calls, with_tool_calls
 from server.settings import ServerSettings
 
 SELF_CRITIC_SUFFIX = ":self-critic"
@@ -42,14 +57,18 @@ class PreparedChat:
     messages: list[dict[str, Any]]
     sampling: SamplingOptions
     self_critic: SelfCriticConfig | None
+    image_refs: tuple[ImageRef, ...] = ()
+    """The request's images, checked but not yet loaded (`ChatService.load_images`)."""
+    images: tuple[Any, ...] = ()
+    """The decoded images, in prompt order; `messages` holds them in place too."""
+    prompt_ids: tuple[int, ...] | None = None
+    """The prompt's tokens, message text with special tokens split (engine-made)."""
 
     @property
-    def sequences(self) -> int:
-        """Admission cost: sequences this request keeps in flight. A self-critic request
-        holds its candidates and, pipelined, its first round of judgments beside them."""
-        if self.self_critic is None:
-            return self.request.n
-        return self.self_critic.candidates + self.self_critic.peak_judge_sequences
+    def cost(self) -> WorkCost:
+        """Admission cost: peak sequences in flight, and all the work in tokens."""
+        return chat_cost(len(self.prompt), self.request.n, self.sampling.max_tokens,
+                         self.self_critic)
 
 
 class ChatService:
@@ -59,6 +78,9 @@ class ChatService:
         self.engine = engine
         self.settings = settings
         self.metrics = metrics
+        self.media = MediaPolicy.from_settings(settings)
+        self.tool_parser = (ToolParser(settings.tool_call_parser, getattr(engine, "tokenizer", None))
+                            if settings.tool_call_parser else None)
 
     # -- validation ----------------------------------------------------------------------
     def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
@@ -70,18 +92,71 @@ class ChatService:
         if request.n > self.settings.max_n:
             raise bad_request(f"n must be between 1 and {self.settings.max_n}, got {request.n}.",
                               param="n")
-        messages = [m.as_text_dict() for m in request.messages]
-        try:
-            prompt = self.engine.render_chat(messages)
+        image_refs = chat_image_refs(request.messages)
+        self.media.check(image_refs, "messages")
+        messages = placeholder_messages(request.messages)
+        self._check_tools(request)
+        try:  # blocking (template, tokenizer): the route runs prepare in a worker thread
+            prompt = render_prompt(self.engine, messages,
+                                   request.tool_dicts() if request.tools else None)
+        except PromptTooLongError:  # by size alone, before tokenising: a 400 of its own
+            raise
         except Exception as exc:  # a chat template rejecting the conversation is bad input
             raise bad_request(f"The model's chat template rejected these messages: {exc}",
                               param="messages") from exc
-        max_tokens = self._max_tokens(request, prompt)
+        max_tokens = self._max_tokens(request, prompt.tokens)
         critic = self._self_critic_config(request, alias)
         if critic is not None:
             max_tokens = self._fit_judge(request, messages, critic, max_tokens)
-        sampling = request.sampling(max_tokens)
-        return PreparedChat(request, prompt, messages, sampling, critic)
+        sampling = self._sampling(request, max_tokens)
+        return PreparedChat(request, prompt.text, messages, sampling, critic,
+                            tuple(image_refs), prompt_ids=prompt.token_ids)
+
+    async def load_images(self, chat: PreparedChat) -> PreparedChat:
+        """Fetch and decode the request's images, put them in place, and size the token
+        budgets again now that the images' own tokens are known (nothing to do without)."""
+        if not chat.image_refs:
+            return chat
+        images = await self.media.load(chat.image_refs)
+        messages = with_images(chat.messages, images)
+
+        def budget() -> int:  # the processor measures the images: off the event loop
+            max_tokens = self._max_tokens(
+                chat.request, tokens_with_images(self.engine, chat.prompt, images))
+            if chat.self_critic is not None:
+                max_tokens = self._fit_judge(chat.request, messages, chat.self_critic,
+                                             max_tokens)
+            return max_tokens
+
+        max_tokens = await asyncio.to_thread(budget)
+        return replace(chat, messages=messages, images=tuple(images),
+                       sampling=self._sampling(chat.request, max_tokens))
+
+    def _sampling(self, request: ChatCompletionRequest, max_tokens: int) -> SamplingOptions:
+        """The request's sampling options, checked by the engine before any work (token
+        ids in its vocabulary, grammars it can compile), so a bad value is a 400."""
+        def build() -> SamplingOptions:
+            sampling = request.sampling(max_tokens)
+            if (self.tool_parser and request.effective_tool_choice == "auto"
+                    and self.tool_parser.keeps_special_tokens(request)):
+                sampling = replace(sampling, skip_special_tokens=False)
+            return sampling
+
+        return checked_sampling(self.engine, build)
+
+    def _check_tools(self, request: ChatCompletionRequest) -> None:
+        """Tool choice "auto" needs a tool parser; named and "required" do not (their
+        answers are constrained to JSON), and "none" asks for text."""
+        if request.effective_tool_choice != "auto":
+            return
+        if self.tool_parser is None or not self.settings.enable_auto_tool_choice:
+            raise bad_request(
+                'tool_choice "auto" (the default when tools are given) needs a tool parser, '
+                "and this server was started without one: start it with "
+                "--enable-auto-tool-choice --tool-call-parser NAME (e.g. hermes, for a "
+                "model whose chat template supports tools). Without a parser, name the "
+                'function in tool_choice, send "required", or send "none".',
+                param="tool_choice", code="tool_parser_required")
 
     def _fit_judge(self, request: ChatCompletionRequest, messages: list[dict[str, Any]],
                    critic: SelfCriticConfig, max_tokens: int) -> int:
@@ -101,12 +176,12 @@ class ChatService:
                  if budget.per_response >= 1 else "shorten the messages"]
         if reason:
             fixes.append("lower self_critic.judge_max_tokens")
-        raise APIError(400, f"Self-critic judges two candidates in one prompt, which does not "
-                       f"fit: the question and instruction take {budget.overhead} tokens, "
-                       f"2 × {param} = {2 * max_tokens}, plus {judge}, exceed the model's "
-                       f"context of {budget.context} tokens. To fit, {' or '.join(fixes)}.",
-                       param=param if budget.per_response >= 1 else "messages",
-                       code="context_length_exceeded")
+        raise context_length_error(
+            budget.context, budget.overhead + JOIN_SLACK + 2 * max_tokens, budget.judge_tokens,
+            param=param if budget.per_response >= 1 else "messages",
+            advice=f"Self-critic judges two candidates in one prompt: the question and "
+                   f"instruction take {budget.overhead} tokens, 2 × {param} = {2 * max_tokens}, "
+                   f"plus {judge}. To fit, {' or '.join(fixes)}.")
 
     def _check_model(self, name: str) -> bool:
         base = self.engine.model_name
@@ -118,22 +193,19 @@ class ChatService:
                        f"and {base + SELF_CRITIC_SUFFIX!r}.", param="model",
                        code="model_not_found")
 
-    def _max_tokens(self, request: ChatCompletionRequest, prompt: str) -> int:
-        prompt_tokens = self.engine.count_tokens(prompt)
+    def _max_tokens(self, request: ChatCompletionRequest, prompt_tokens: int) -> int:
         room = self.engine.max_model_len - prompt_tokens
         if room < 1:
-            raise APIError(400, f"The messages take {prompt_tokens} tokens, which fills the "
-                           f"model's context of {self.engine.max_model_len}; shorten them.",
-                           param="messages", code="context_length_exceeded")
+            raise context_length_error(self.engine.max_model_len, prompt_tokens,
+                                       request.requested_max_tokens() or 1, param="messages",
+                                       advice="The messages alone fill it; shorten them.")
         asked = request.requested_max_tokens()
         if asked is None:
             return min(self.settings.default_max_tokens, room)
         if asked > room:
             param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
-            raise APIError(400, f"{param}={asked} does not fit: the messages take "
-                           f"{prompt_tokens} of the model's {self.engine.max_model_len} tokens,"
-                           f" leaving {room}. Lower {param}.", param=param,
-                           code="context_length_exceeded")
+            raise context_length_error(self.engine.max_model_len, prompt_tokens, asked,
+                                       param=param, advice=f"Lower {param} to at most {room}.")
         return asked
 
     def _self_critic_config(self, request: ChatCompletionRequest,
@@ -152,6 +224,7 @@ class ChatService:
         if request.n > candidates:
             raise bad_request(f"n ({request.n}) cannot exceed self_critic.candidates "
                               f"({candidates}): choices are the ranked candidates.", param="n")
+        check_comparisons(options.comparisons, s.max_comparisons, "self_critic.comparisons")
         try:
             return SelfCriticConfig(
                 candidates=candidates,
@@ -173,32 +246,57 @@ class ChatService:
     # -- non-streaming ---------------------------------------------------------------------
     async def complete(self, chat: PreparedChat, request_id: str) -> dict[str, Any]:
         if chat.self_critic:
-            result = await self._run_self_critic(chat, request_id)
-            return self._self_critic_body(chat, request_id, result)
+            result, usage = await self._run_self_critic(chat, request_id)
+            return self._with_tool_calls(chat, self._self_critic_body(chat, request_id,
+                                                                      result, usage))
         generation = GenerationRequest(_engine_id(request_id), chat.prompt, chat.sampling,
-                                       chat.request.n)
+                                       chat.request.n, images=chat.images,
+                                       prompt_ids=chat.prompt_ids)
         (result,) = await self.engine.generate([generation])
-        usage = Usage(result.prompt_tokens, result.completion_tokens)
+        usage = Usage(result.prompt_tokens, result.completion_tokens, result.cached_tokens)
         self.metrics.record_generation(usage.prompt_tokens, usage.completion_tokens)
-        return chat_completion(_completion_id(request_id), chat.request.model,
-                               result.completions, usage)
+        return self._with_tool_calls(chat, chat_completion(
+            _completion_id(request_id), chat.request.model, result.completions, usage))
 
-    async def _run_self_critic(self, chat: PreparedChat, request_id: str) -> BestOfNResult:
+    def _with_tool_calls(self, chat: PreparedChat, body: dict[str, Any]) -> dict[str, Any]:
+        request = chat.request
+        choice = request.effective_tool_choice
+        if choice == "none":
+            return body
+        if choice == "auto":
+            assert self.tool_parser is not None  # prepare() refuses "auto" without one
+            parser = self.tool_parser
+            return with_tool_calls(body, lambda text: parser.read(text, request))
+        # OpenAI ends a call to a named function with "stop", a "required" one with "tool_calls"
+        return with_tool_calls(body, lambda text: forced_calls(text, request),
+                               "tool_calls" if choice == "required" else "stop")
+
+    async def _run_self_critic(self, chat: PreparedChat,
+                               request_id: str) -> tuple[BestOfNResult, Usage]:
+        """The run and its usage: every token spent, candidates and judge, and the prefix
+        cache's hits among all their prompts."""
         assert chat.self_critic is not None
-        result = await best_of_n(self.engine, chat.prompt, chat.messages, chat.sampling,
-                                 chat.self_critic, _engine_id(request_id))
+        engine = CachedTokenCounter(self.engine)
+        result = await best_of_n(engine, chat.prompt, chat.messages, chat.sampling,
+                                 chat.self_critic, _engine_id(request_id), chat.prompt_ids)
         self.metrics.record_self_critic(result.report)
-        return result
+        return result, Usage(result.usage.prompt_tokens, result.usage.completion_tokens,
+                             engine.cached_tokens)
 
     def _self_critic_body(self, chat: PreparedChat, request_id: str,
-                          result: BestOfNResult) -> dict[str, Any]:
-        usage = Usage(result.usage.prompt_tokens, result.usage.completion_tokens)
+                          result: BestOfNResult, usage: Usage) -> dict[str, Any]:
         choices = result.ranked[: chat.request.n]
         return chat_completion(_completion_id(request_id), chat.request.model, choices, usage,
                                extra={"self_critic": result.report.to_dict()})
 
     # -- streaming -------------------------------------------------------------------------
     async def stream(self, chat: PreparedChat, request_id: str) -> AsyncIterator[str]:
+        if chat.request.effective_tool_choice != "none":
+            # Tool calls are known once the answer is: answer whole, then send it as chunks
+            body = await self.complete(chat, request_id)
+            for line in as_chunks(body, chat.request.include_usage()):
+                yield line
+            return
         if chat.self_critic:
             async for line in self._stream_self_critic(chat, request_id):
                 yield line
@@ -207,10 +305,12 @@ class ChatService:
         n = chat.request.n
         yield chunk(completion_id, model, created,
                     [delta_choice(i, text="", role="assistant") for i in range(n)])
-        prompt_tokens = completion_tokens = 0
-        generation = GenerationRequest(_engine_id(request_id), chat.prompt, chat.sampling, n)
+        prompt_tokens = completion_tokens = cached_tokens = 0
+        generation = GenerationRequest(_engine_id(request_id), chat.prompt, chat.sampling, n,
+                                       images=chat.images, prompt_ids=chat.prompt_ids)
         async for delta in self.engine.stream(generation):
             prompt_tokens = max(prompt_tokens, delta.prompt_tokens)
+            cached_tokens = max(cached_tokens, delta.cached_tokens)
             completion_tokens += delta.completion_tokens
             if delta.text or delta.finish_reason or delta.logprobs:
                 yield chunk(completion_id, model, created, [delta_choice(
@@ -219,37 +319,41 @@ class ChatService:
         self.metrics.record_generation(prompt_tokens, completion_tokens)
         if chat.request.include_usage():
             yield chunk(completion_id, model, created, [],
-                        usage=Usage(prompt_tokens, completion_tokens))
+                        usage=Usage(prompt_tokens, completion_tokens, cached_tokens))
         yield DONE
 
     async def _stream_self_critic(self, chat: PreparedChat, request_id: str) -> AsyncIterator[str]:
-        """Keep the connection alive with SSE comments while the tournament runs, then
-        stream the ranked choices (winner first)."""
+        """Answer at once with the assistant role (gateways wait for a first data chunk),
+        keep data flowing while the tournament runs, then stream the ranked choices
+        (winner first). The summary rides on a content-free delta of the winner, where
+        gateways that rebuild the stream keep it, and on the last chunk as before."""
         completion_id, model, created = _completion_id(request_id), chat.request.model, _now()
+        n = chat.request.n
+        yield chunk(completion_id, model, created,
+                    [delta_choice(i, text="", role="assistant") for i in range(n)])
         task = asyncio.ensure_future(self._run_self_critic(chat, request_id))
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self.settings.keepalive_interval_s)
                 if done:
                     break
-                yield ": self-critic tournament running\n\n"
-            result = task.result()
+                yield chunk(completion_id, model, created, [keepalive_choice()])
+            result, usage = task.result()
         finally:
             if not task.done():  # the client went away: abort every candidate and judgment
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        choices = result.ranked[: chat.request.n]
-        for i, choice in enumerate(choices):
-            yield chunk(completion_id, model, created,
-                        [delta_choice(i, text="", role="assistant")])
+        report = result.report.to_dict()
+        for i, choice in enumerate(result.ranked[:n]):
             yield chunk(completion_id, model, created, [delta_choice(
                 i, text=choice.text, logprobs=choice.logprobs)])
+            if i == 0:
+                yield chunk(completion_id, model, created, [summary_choice(report)])
             yield chunk(completion_id, model, created,
                         [delta_choice(i, finish=choice.finish_reason)])
-        report = {"self_critic": result.report.to_dict()}
-        usage = Usage(result.usage.prompt_tokens, result.usage.completion_tokens)
         yield chunk(completion_id, model, created, [],
-                    usage=usage if chat.request.include_usage() else None, extra=report)
+                    usage=usage if chat.request.include_usage() else None,
+                    extra={"self_critic": report})
         yield DONE
 
 

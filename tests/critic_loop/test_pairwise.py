@@ -38,15 +38,34 @@ async def play(engine: ScriptedEngine, config: SelfCriticConfig, *, seed: int = 
 
 async def test_judgments_alternate_order_and_go_out_in_one_call() -> None:
     engine = ScriptedEngine(prefers("beta"))
-    match = await play(engine, SelfCriticConfig(comparisons=4))
+    match = await play(engine, SelfCriticConfig(comparisons=4, judge_temperature=0.5))
     assert [j.order for j in match.judgments] == [(0, 1), (1, 0), (0, 1), (1, 0)]
     [call] = engine.generate_calls
     assert [r.request_id for r in call] == [f"req-r1-m0-j{k}" for k in range(4)]
     assert [responses_in(r.prompt) for r in call] == [("alpha", "beta"), ("beta", "alpha")] * 2
-    assert all(r.sampling.max_tokens == 512 and r.sampling.temperature == 0 for r in call)
+    assert all(r.sampling.max_tokens == 512 and r.sampling.temperature == 0.5 for r in call)
     assert match.winner == 1 and match.loser == 0
     assert (match.outcome, match.decided_by) == ("consistent", "majority")
     assert match.votes == (0, 4) and match.invalid_votes == 0
+
+
+@pytest.mark.parametrize("config", [SelfCriticConfig(comparisons=5),
+                                    SelfCriticConfig(judge="fast", comparisons=4)])
+async def test_a_greedy_judge_generates_each_order_once_and_repeats_it(
+        config: SelfCriticConfig) -> None:
+    engine = ScriptedEngine(prefers("beta"))
+    match = await play(engine, config)
+    [call] = engine.generate_calls
+    assert [r.request_id for r in call] == ["req-r1-m0-j0", "req-r1-m0-j1"]
+    k = config.comparisons
+    assert [j.request_id for j in match.judgments] == [f"req-r1-m0-j{i}" for i in range(k)]
+    assert [j.repeated for j in match.judgments] == [False, False] + [True] * (k - 2)
+    for i, judgment in enumerate(match.judgments[2:], start=2):  # the same vote, no tokens
+        source = match.judgments[i % 2]
+        assert (judgment.order, judgment.verdict, judgment.probabilities) == (
+            source.order, source.verdict, source.probabilities)
+        assert judgment.completion_tokens == judgment.prompt_tokens == 0
+    assert match.votes == (0, k) and match.winner == 1
 
 
 async def test_judgment_records_verdict_reasoning_text_and_tokens() -> None:
@@ -173,3 +192,22 @@ def test_reasoning_is_the_think_block() -> None:
     assert reasoning_of("<think>\n a \n</think> \\boxed{1}") == "a"
     assert reasoning_of("<think> cut off by max_tokens") == "cut off by max_tokens"
     assert reasoning_of("\\boxed{2}") is None
+
+
+async def test_each_judge_prompt_is_rendered_once_and_off_the_event_loop() -> None:
+    import threading
+
+    class Recording(ScriptedEngine):
+        def render_prompt(self, messages, tools=None):
+            threads.append(threading.get_ident())
+            return super().render_prompt(messages, tools)
+
+    threads: list[int] = []
+    engine = Recording(always("<think>a split</think> \\boxed{1}"))
+    judge = PairJudge(engine, "Which is right?", SelfCriticConfig(comparisons=4,
+                      judge_temperature=1.0), request_id="req", seed=0)
+    [match] = await judge.play([Pairing(0, 1, "alpha", "beta", "r1-m0")])
+    assert match.decided_by == "extra_judgment"  # 4 + 1 sampled judgments of one pair...
+    assert sum(len(call) for call in engine.generate_calls) == 5
+    assert [responses_in(p) for p in engine.rendered] == [("alpha", "beta"), ("beta", "alpha")]
+    assert threading.get_ident() not in threads  # ...from two prompts, each rendered once

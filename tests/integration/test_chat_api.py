@@ -118,6 +118,8 @@ def test_api_keys(server) -> None:
     assert response.json()["error"]["type"] == "authentication_error"
     second = openai.OpenAI(base_url=server.url + "/v1", api_key=SECOND_KEY, max_retries=0)
     assert second.models.list().data
-    # health and version stay open for orchestrators unless --protect-health
+    # health stays open for orchestrators unless --protect-health; version needs the key
     assert httpx.get(server.url + "/health").status_code == 200
-    assert httpx.get(server.url + "/version").json()["version"]
+    assert httpx.get(server.url + "/version").status_code == 401
+    assert httpx.get(server.url + "/version",
+                     headers={"Authorization": f"Bearer {API_KEY}"}).json()["version"]

@@ -1,9 +1,11 @@
 """Last in the session (file order): SIGTERM drains the shared server; a dead engine
-makes a second server exit non-zero."""
+makes a second server exit non-zero. Either way the whole process tree exits: no vLLM
+engine core, worker or resource tracker outlives the server."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import signal
 import time
 
@@ -12,6 +14,37 @@ import psutil
 from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+TREE_EXIT_S = 20
+"""How long the server's processes may outlive it (a resource tracker exits when its
+last user does)."""
+
+
+def _session(sid: int) -> list[psutil.Process]:
+    """Live processes of the server's session (servers start in a session of their own,
+    and processes keep it when orphaned and re-parented)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == sid and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _assert_tree_exits(sid: int) -> None:
+    deadline = time.monotonic() + TREE_EXIT_S
+    while (left := _session(sid)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    described = []
+    for process in left:
+        try:
+            described.append((process.pid, process.name(), " ".join(process.cmdline())[:80]))
+        except psutil.Error:
+            continue
+    for process in left:  # do not leak them into the next test run
+        process.kill()
+    assert not described, f"still alive {TREE_EXIT_S} s after the server exited: {described}"
 
 
 def test_sigterm_drains_in_flight_requests(server) -> None:
@@ -21,12 +54,15 @@ def test_sigterm_drains_in_flight_requests(server) -> None:
         pending = pool.submit(httpx.post, server.url + "/v1/chat/completions", headers=AUTH,
                               json=body, timeout=300)
         time.sleep(1.0)  # the request is in flight
+        tree = _session(server.process.pid)
+        assert any("EngineCore" in " ".join(p.cmdline()) for p in tree), tree
         server.process.send_signal(signal.SIGTERM)
         response = pending.result()
     assert response.status_code == 200
     assert response.json()["usage"]["completion_tokens"] > 0
     assert server.process.wait(120) == 0
     assert "Shutting the engine down" in server.log()
+    _assert_tree_exits(server.process.pid)
 
 
 def test_engine_death_exits_non_zero(launch_server) -> None:
@@ -40,3 +76,4 @@ def test_engine_death_exits_non_zero(launch_server) -> None:
     code = server.process.wait(120)
     assert code != 0
     assert "engine" in server.log().lower()
+    _assert_tree_exits(server.process.pid)  # the killed core's worker included

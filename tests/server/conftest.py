@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -36,3 +38,20 @@ def make_client() -> Iterator[MakeClient]:
 @pytest.fixture
 def client(make_client: MakeClient) -> TestClient:
     return make_client()
+
+
+@pytest.fixture
+async def make_async_client() -> AsyncIterator:
+    """Like `make_client`, but async (httpx over ASGI), for tests that overlap requests."""
+    stack = contextlib.AsyncExitStack()
+
+    async def make(engine: ScriptedEngine, on_engine_death=None, **settings: object):
+        app = create_app(ServerSettings(**settings), engine=engine,
+                         on_engine_death=on_engine_death)
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                   base_url="http://selfcritic")
+        return await stack.enter_async_context(client)
+
+    yield make
+    await stack.aclose()

@@ -22,13 +22,14 @@ def test_best_of_128_runs_its_whole_knockout(make_client) -> None:
 def test_admission_counts_the_first_round_of_judgments(make_client) -> None:
     client = make_client(max_candidates=64, max_inflight_sequences=100)
     body = {"model": "tiny", "messages": QUESTION, "max_tokens": 4}
-    # 32 candidates + 16 first-round matches × 2 judgments = 64 sequences: admitted
+    # 32 candidates, then 16 first-round matches × 2 judgments: at most 32 at once
     fits = client.post("/v1/chat/completions", json={
         **body, "self_critic": {"candidates": 32, "judge": "fast", "comparisons": 2}})
     assert fits.status_code == 200, fits.text
-    # 32 + 16 × 6 = 128 > 100, although 32 candidates alone would fit
+    # 16 × 8 sampled judgments = 128 > 100, although 32 candidates alone would fit
     heavy = client.post("/v1/chat/completions", json={
-        **body, "self_critic": {"candidates": 32, "judge": "fast", "comparisons": 6}})
+        **body, "self_critic": {"candidates": 32, "judge": "reason", "comparisons": 8,
+                                "judge_temperature": 1.0}})
     assert heavy.status_code == 400
     error = heavy.json()["error"]
     assert error["code"] == "too_many_sequences" and "128 sequences" in error["message"]

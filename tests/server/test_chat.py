@@ -107,10 +107,16 @@ def test_self_critic_streams_keepalive_then_winner(make_client) -> None:
             "self_critic": {"candidates": 3, "judge": "fast"},
             "stream_options": {"include_usage": True}}) as response:
         lines = [line for line in response.iter_lines() if line]
-    assert any(line.startswith(":") for line in lines)
     data = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    # Gateways wait for a first data chunk and drop comments: the role comes first, then
+    # content-free chunks that they pass on keep the connection alive.
+    assert data[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert data[1]["choices"][0]["delta"] == {"content": "", "annotations": []}
     content = "".join(ch["delta"].get("content") or "" for d in data for ch in d["choices"])
     assert content.startswith("sample ")
-    assert data[-1]["self_critic"]["candidates"] == 3
+    summaries = [ch["delta"]["self_critic"] for d in data for ch in d["choices"]
+                 if "self_critic" in ch["delta"]]
+    assert len(summaries) == 1 and summaries[0]["candidates"] == 3
+    assert data[-1]["self_critic"] == summaries[0]
     assert data[-1]["usage"]["total_tokens"] > 0
     assert lines[-1] == "data: [DONE]"

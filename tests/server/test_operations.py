@@ -69,7 +69,7 @@ async def test_overload_rejects_with_retry_after_and_recovers(make_async_client)
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200, 200, 429, 429, 429, 429]
     rejected = [r for r in responses if r.status_code == 429]
-    assert all(r.headers["retry-after"] == "1" for r in rejected)
+    assert all(int(r.headers["retry-after"]) >= 1 for r in rejected)  # from the estimate
     assert all(r.json()["error"]["type"] == "rate_limit_error" for r in rejected)
     assert _sample("selfcritic_rejections_total", reason="capacity") == before + 4
     assert (await client.post("/v1/chat/completions", json=BODY)).status_code == 200

@@ -1,0 +1,35 @@
+"""vLLM engine arguments reach `AsyncEngineArgs` through vLLM's own parser; our fields
+are set on top and our CPU defaults fill only what the arguments leave unset."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from critic_loop.engines.vllm_args import EngineArgumentError, engine_args_from
+from critic_loop.engines.vllm_async import EngineConfig
+
+
+def test_engine_arguments_pass_through_and_override_cpu_defaults(tmp_path) -> None:
+    config = EngineConfig(model=str(tmp_path), served_name="m", max_num_seqs=5, engine_args=(
+        "--block-size", "64", "--max-num-batched-tokens", "4096",
+        "--no-enable-prefix-caching", "--kv-cache-dtype", "auto"))
+    args = config.async_engine_args("bfloat16")
+    assert (args.block_size, args.max_num_batched_tokens, args.enable_prefix_caching) == (
+        64, 4096, False)
+    assert args.max_num_seqs == 5 and args.served_model_name == ["m"]
+    assert args.dtype == "bfloat16" and args.model == str(tmp_path)
+
+
+def test_cpu_defaults_apply_when_unset(tmp_path) -> None:
+    args = EngineConfig(model=str(tmp_path), served_name="m").async_engine_args("bfloat16")
+    # this machine is the CPU backend: 32-token blocks, 2 GiB of KV cache, whole prefills
+    assert (args.block_size, args.kv_cache_memory_bytes, args.enable_chunked_prefill,
+            args.max_num_batched_tokens) == (32, 2 * 1024**3, False, 8192)
+    assert args.enable_prefix_caching is None  # vLLM's own default
+
+
+def test_our_fields_are_refused_among_engine_arguments() -> None:
+    with pytest.raises(EngineArgumentError, match="'seed' is set by"):
+        engine_args_from(["--seed", "4"], {"seed": 0}, {})
