@@ -88,3 +88,30 @@ def resolve_dtype(requested: str, model_dir: str | Path, *, on_cpu: bool) -> Dty
                           flags=cpu_flags() if on_cpu else ())
     logger.info("Serving dtype %s: %s", choice.dtype, choice.reason)
     return choice
+
+
+def choose_training_bf16(requested: bool, *, on_cpu: bool, flags: Iterable[str] = ()) -> DtypeChoice:
+    """Whether training runs bf16 autocast: as the recipe asks, except on a CPU without
+    native bf16, where autocast would emulate bf16 and train in float32 instead.
+
+    >>> choose_training_bf16(True, on_cpu=True, flags=["avx2"]).dtype
+    'float32'
+    >>> choose_training_bf16(True, on_cpu=True, flags=["amx_bf16"]).dtype
+    'bfloat16'
+    """
+    if not requested:
+        return DtypeChoice("float32", "the recipe sets bf16: false")
+    if not on_cpu:
+        return DtypeChoice("bfloat16", "the recipe sets bf16: true")
+    native = sorted(NATIVE_BF16_FLAGS.intersection(flags))
+    if native:
+        return DtypeChoice("bfloat16", f"this CPU has native bf16 ({', '.join(native)})")
+    return DtypeChoice("float32", "this CPU has no native bf16 (no avx512_bf16/amx_bf16): "
+                                  "bf16 autocast would be emulated, so training runs in float32")
+
+
+def resolve_training_bf16(requested: bool, *, on_cpu: bool) -> bool:
+    """`choose_training_bf16` on this machine, logged with its reason."""
+    choice = choose_training_bf16(requested, on_cpu=on_cpu, flags=cpu_flags() if on_cpu else ())
+    logger.info("Training dtype %s: %s", choice.dtype, choice.reason)
+    return choice.dtype == "bfloat16"

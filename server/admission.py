@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.judge_prompt import JudgeMode
-from server.capacity import Capacity, WorkCost, work_tokens
+from server.capacity import Capacity, Decision, WorkCost, work_tokens
 from server.errors import APIError, bad_request
 from server.settings import ServerSettings
 
@@ -85,6 +85,12 @@ class AdmissionController:
                             deadline_s=settings.request_timeout_s,
                             queue_target_s=settings.admission_queue_target_s), queue_delay)
 
+    def precheck(self) -> None:
+        """Refuse at once, before the request is templated or tokenised, when not even the
+        smallest request (one sequence, no tokens) would be admitted now: under sustained
+        overload a refusal then costs no worker-thread hop and no tokenising."""
+        self.refuse_unless(self.capacity.decide(WorkCost(1, 0.0)), WorkCost(1, 0.0))
+
     def acquire(self, cost: WorkCost) -> Callable[[], None]:
         """Take `cost`; return the (idempotent) function that gives it back."""
         capacity = self.capacity
@@ -96,18 +102,7 @@ class AdmissionController:
                            param="n", code="too_many_sequences")
         if self.queue_delay is not None and (delay := self.queue_delay()) is not None:
             capacity.record_queue_delay(delay)
-        decision = capacity.decide(cost)
-        if not decision.admitted:
-            if decision.reason == "capacity":
-                why = (f"{capacity.in_flight_sequences} of its {capacity.limit} sequences "
-                       f"are in flight and this request needs {cost.sequences}")
-            else:
-                why = (f"by the measured throughput (~{capacity.tokens_per_s:.0f} tokens/s) "
-                       f"it would finish in ~{decision.predicted_s:.0f} s, past its "
-                       f"{capacity.budget_s:.0f} s share of the deadline")
-            raise Overloaded(f"The server is at capacity: {why}. Retry after "
-                             f"{decision.retry_after_s} s.", decision.reason,
-                             decision.retry_after_s)
+        self.refuse_unless(capacity.decide(cost), cost)
         capacity.start(cost)
         released = False
 
@@ -118,3 +113,19 @@ class AdmissionController:
                 capacity.finish(cost)
 
         return release
+
+    def refuse_unless(self, decision: Decision, cost: WorkCost) -> None:
+        """Raise the 429 that explains a refusal; nothing for an admission."""
+        if decision.admitted:
+            return
+        capacity = self.capacity
+        if decision.reason == "capacity":
+            why = (f"{capacity.in_flight_sequences} of its {capacity.limit} sequences "
+                   f"are in flight and this request needs {cost.sequences}")
+        else:
+            why = (f"by the measured throughput (~{capacity.tokens_per_s:.0f} tokens/s) "
+                   f"it would finish in ~{decision.predicted_s:.0f} s, past its "
+                   f"{capacity.budget_s:.0f} s share of the deadline")
+        raise Overloaded(f"The server is at capacity: {why}. Retry after "
+                         f"{decision.retry_after_s} s.", decision.reason,
+                         decision.retry_after_s)

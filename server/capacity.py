@@ -4,9 +4,10 @@ limit that backs off on queueing delay. Pure arithmetic over an injected clock, 
 
 The model: a request's cost is its peak sequences and its work in tokens (completion budgets
 plus discounted prompt tokens). The engine drains admitted work at a rate measured from
-finished requests (charged tokens per busy second, blended with a conservative prior); the
-backlog is the admitted work not yet drained. A request is refused when it would finish
-later than its share of the deadline, or when its sequences do not fit under the limit; the
+finished requests (charged tokens per busy second, blended with a conservative prior that
+fades; admission plans with some headroom over it while no queue stands); the backlog is
+the admitted work not yet drained. A request is refused when it would finish later than
+its share of the deadline, or when its sequences do not fit under the limit; the
 limit shrinks by target/delay when the smallest queueing delay of an interval exceeds the
 target (CoDel's standing-queue test, Envoy's gradient) and grows by a step when below.
 """

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
@@ -17,6 +18,8 @@ from server.metrics import Metrics
 from server.serving.chat import ChatService
 from server.serving.critique import CritiqueService
 from server.settings import ServerSettings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,16 +40,30 @@ class AppState:
             return False
         return await self.engine.is_healthy()
 
-    async def admit(self, cost: WorkCost, reason_label: str = "capacity"):
-        """Admission for `cost`: 503 when the engine is down, 429 when it cannot take it."""
+    async def precheck(self) -> None:
+        """Before any templating: 503 when the engine is down, 429 when nothing could be
+        admitted now."""
+        await self._check_serving()
+        self._counted(self.admission.precheck)
+
+    async def admit(self, cost: WorkCost) -> Callable[[], None]:
+        """Admission for `cost`: 503 when the engine is down, 429 when it cannot take it;
+        returns the function that releases it."""
+        await self._check_serving()
+        return self._counted(lambda: self.admission.acquire(cost))
+
+    async def _check_serving(self) -> None:
         if not await self.serving():
             self.metrics.rejections.labels("engine_unavailable").inc()
             raise APIError(503, "The engine is not available; retry later.",
                            code="engine_unavailable", headers={"Retry-After": "5"})
+
+    def _counted(self, decide: Callable[[], T]) -> T:
+        """Run an admission decision, counting a refusal by its reason."""
         try:
-            return self.admission.acquire(cost)
+            return decide()
         except APIError as exc:
-            self.metrics.rejections.labels(getattr(exc, "reason", reason_label)
+            self.metrics.rejections.labels(getattr(exc, "reason", "capacity")
                                            if exc.status == 429 else "too_large").inc()
             raise
 

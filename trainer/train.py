@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +124,13 @@ def train(recipe: Recipe) -> TrainResult:
     from transformers.trainer_callback import ProgressCallback
     from trl import GRPOTrainer
 
+    from critic_loop.dtype_policy import resolve_training_bf16
+
     if recipe.cpu_threads:
         torch.set_num_threads(recipe.cpu_threads)
+    # bf16 autocast on a CPU without native bf16 is emulated: train in float32 there
+    on_cpu = recipe.use_cpu or not torch.cuda.is_available()
+    recipe = replace(recipe, bf16=resolve_training_bf16(recipe.bf16, on_cpu=on_cpu))
     output_dir = Path(recipe.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     log_handler = _attach_log_file(output_dir / "train.log")

@@ -54,9 +54,9 @@ class ScriptedEngine:
         self.token_delay_s = token_delay_s
         self.generate_calls: list[list[GenerationRequest]] = []
         self.requests: list[GenerationRequest] = []
+        """Every request, generated or streamed, in arrival order."""
         self.rendered: list[str] = []
         """Every prompt `render_prompt` rendered, in order."""
-        """Every request, generated or streamed, in arrival order."""
         self._seen_prompts: set[str] = set()
         """Prompts answered before: their tokens count as prefix-cache hits."""
         self.running: set[str] = set()

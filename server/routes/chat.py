@@ -18,6 +18,7 @@ router = APIRouter()
 @router.post("/v1/chat/completions", dependencies=[Authorized])
 async def create_chat_completion(body: ChatCompletionRequest, request: Request,
                                  state: State) -> Any:
+    await state.precheck()
     # Templating and tokenising block for up to a second: never on the event loop
     chat = await state.chat.load_images(await asyncio.to_thread(state.chat.prepare, body))
     request_id = request.state.request_id

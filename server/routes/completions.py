@@ -3,6 +3,7 @@ admission, deadline, cancellation and streaming."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,8 +19,10 @@ router = APIRouter()
 
 @router.post("/v1/completions", dependencies=[Authorized])
 async def create_completion(body: CompletionRequest, request: Request, state: State) -> Any:
+    await state.precheck()
     service = CompletionService(state.engine, state.settings, state.metrics)
-    prepared = service.prepare(body)
+    # Tokenising blocks: never on the event loop
+    prepared = await asyncio.to_thread(service.prepare, body)
     request_id = request.state.request_id
     release = await state.admit(prepared.cost)
     timeout_s = state.settings.request_timeout_s

@@ -17,6 +17,7 @@ router = APIRouter()
 @router.post("/v1/critique", dependencies=[Authorized])
 @router.post("/critique", dependencies=[Authorized], include_in_schema=False)
 async def create_critique(body: CritiqueRequest, request: Request, state: State) -> Any:
+    await state.precheck()
     # Templating and tokenising block for up to a second: never on the event loop
     critique = await state.critique.load_images(
         await asyncio.to_thread(state.critique.prepare, body))

@@ -258,6 +258,21 @@ def test_overload_is_a_429_with_retry_after_and_counted_by_reason(make_client) -
     assert "selfcritic_estimated_tokens_per_second" in metrics
 
 
+def test_a_full_server_refuses_before_templating_anything(make_client) -> None:
+    engine = ScriptedEngine(echo_responder, model_name="tiny")
+    client = make_client(engine, request_timeout_s=10)
+    capacity_ = client.app.state.selfcritic.admission.capacity
+    capacity_.start(WorkCost(1, 10_000))  # a backlog no request could wait behind
+    reply = client.post("/v1/chat/completions", json={
+        "model": "tiny", "messages": QUESTION, "max_tokens": 8})
+    assert reply.status_code == 429, reply.text
+    assert engine.rendered == []  # refused before the chat template ran
+    capacity_.finish(WorkCost(1, 10_000))
+    assert client.post("/v1/chat/completions", json={
+        "model": "tiny", "messages": QUESTION, "max_tokens": 8}).status_code == 200
+    assert len(engine.rendered) == 1
+
+
 def test_comparisons_are_capped(make_client) -> None:
     client = make_client(max_comparisons=4)
     reply = client.post("/v1/chat/completions", json={

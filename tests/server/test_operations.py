@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
-import httpx
-import pytest
 from prometheus_client import REGISTRY
 
 from critic_loop.engines.scripted import ScriptedEngine
-from server.app import create_app
-from server.settings import ServerSettings
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 BODY = {"model": "tiny", "messages": MESSAGES}
-
-
-@pytest.fixture
-async def make_async_client() -> AsyncIterator:
-    stack = contextlib.AsyncExitStack()
-
-    async def make(engine: ScriptedEngine, on_engine_death=None, **settings: object):
-        app = create_app(ServerSettings(**settings), engine=engine,
-                         on_engine_death=on_engine_death)
-        await stack.enter_async_context(app.router.lifespan_context(app))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                   base_url="http://selfcritic")
-        return await stack.enter_async_context(client)
-
-    yield make
-    await stack.aclose()
 
 
 def _sample(name: str, **labels: str) -> float:

@@ -398,7 +398,8 @@ def test_leftover_processes_are_stopped_but_the_resource_tracker() -> None:
                      "multiprocessing.resource_tracker & wait"])
     try:
         deadline = time.monotonic() + 10
-        while len(psutil.Process(parent.pid).children()) < 2:
+        # until both children have exec'd (a forked child still carries sh's command line)
+        while sorted(_exec_names(parent.pid)) != ["python", "sleep"]:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         children = psutil.Process(parent.pid).children()
@@ -411,6 +412,15 @@ def test_leftover_processes_are_stopped_but_the_resource_tracker() -> None:
             child.kill()
         parent.kill()
         parent.wait()
+
+
+def _exec_names(pid: int) -> list[str]:
+    names = []
+    for child in psutil.Process(pid).children():
+        with contextlib.suppress(psutil.Error):
+            first = os.path.basename(child.cmdline()[0])
+            names.append("python" if first.startswith("python") else first)
+    return names
 
 
 # -- the compose file keeps its promises ---------------------------------------------------
