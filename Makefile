@@ -3,14 +3,17 @@ SHELL := /bin/bash
 export HF_HUB_OFFLINE := 1
 ARGS ?=
 
-.PHONY: setup serve test test-fast lint container-check
+.PHONY: setup setup-litellm serve test test-fast lint container-check
 setup:  ## build .venv (idempotent)
 	@bash scripts/setup.sh
+
+setup-litellm:  ## build .venv-litellm, LiteLLM's proxy for the gateway test (idempotent)
+	@bash scripts/setup_litellm.sh
 
 serve: setup  ## set up, then serve the default model on http://127.0.0.1:8000
 	.venv/bin/selfcritic serve $(ARGS)
 
-test: setup  ## set up, then run lint and every test (unit + real-engine integration)
+test: setup setup-litellm  ## set up, then run lint and every test (unit + real-engine integration)
 	.venv/bin/ruff check .
 	OMP_WAIT_POLICY=PASSIVE .venv/bin/pytest $(ARGS)
 

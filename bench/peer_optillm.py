@@ -93,14 +93,15 @@ def plan_arms(ns: Sequence[int], judges: Sequence[str]) -> list[Arm]:
     return arms
 
 
-def request_body(arm: Arm, model: str, task: Task, q: int, args: argparse.Namespace
-                 ) -> dict[str, Any]:
-    # optillm samples its candidates at temperature 1 whatever the request says; ours
-    # are asked for the same.
-    body: dict[str, Any] = {"model": model, "max_tokens": args.max_tokens, "temperature": 1.0,
-                            "messages": [{"role": "user", "content": task.question}]}
-    if arm.server == "selfcritic":
-        body["seed"] = 1000 + q
+def request_body(arm: Arm, model: str, task: Task, args: argparse.Namespace) -> dict[str, Any]:
+    """The same request for every arm. optillm samples its candidates at temperature 1
+    whatever the request says, with the client's system prompt (empty when there is none)
+    as an explicit system message, and without a seed; ours get exactly that too, so both
+    sample from the same prompt the same way."""
+    messages = [{"role": "system", "content": args.system_prompt},
+                {"role": "user", "content": task.question}]
+    body = {"model": model, "max_tokens": args.max_tokens, "temperature": 1.0,
+            "messages": messages}
     return {**body, **arm.extra}
 
 
@@ -129,7 +130,7 @@ async def run(args: argparse.Namespace, servers: dict[str, Server], arms: list[A
             for arm in order:
                 server = servers[arm.server]
                 outcome = await post_json(clients[arm.server], "/v1/chat/completions",
-                                          request_body(arm, server.model, task, q, args))
+                                          request_body(arm, server.model, task, args))
                 row: dict[str, Any] = {"question": task.id, "status": outcome.status,
                                        "seconds": round(outcome.latency, 3)}
                 if outcome.status == 200:
@@ -206,6 +207,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--judges", nargs="+", default=["fast", "reason"],
                         choices=("fast", "reason"), help="Our judge modes.")
     parser.add_argument("--max-tokens", type=int, default=256, help="Candidates' max_tokens.")
+    parser.add_argument("--system-prompt", default="",
+                        help="System message of every request (optillm always sends one).")
     parser.add_argument("--compiled", action="store_true",
                         help="Both engines with graph compilation (default: both eager).")
     parser.add_argument("--name", default="peer_optillm", help="Results file stem.")

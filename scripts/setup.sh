@@ -16,24 +16,6 @@ PIP_ARGS=${SELFCRITIC_PIP_ARGS:-}
 stamp=.venv/.selfcritic-setup
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-$EXTRAS
 
-# LiteLLM's proxy for the gateway test, in a venv of its own (its pins conflict with
-# vLLM's): deploy/litellm/requirements.txt, ~1 min the first time. Without PyPI it is left
-# out with a warning and the gateway test skips (SELFCRITIC_SKIP_LITELLM=1 leaves it out).
-litellm_stamp=.venv-litellm/.selfcritic-setup
-litellm_want=$(sha256sum deploy/litellm/requirements.txt | cut -c1-16)
-if [[ ${SELFCRITIC_SKIP_LITELLM:-0} != 1 && ! ( -f $litellm_stamp &&
-      $(cat "$litellm_stamp") == "$litellm_want" ) ]]; then
-  printf '\n==> %s\n' "Installing LiteLLM's proxy into .venv-litellm (gateway test)"
-  if { [[ -x .venv-litellm/bin/python ]] || "$PYTHON" -m venv .venv-litellm; } &&
-     .venv-litellm/bin/python -m pip --disable-pip-version-check install --progress-bar off \
-       -q -r deploy/litellm/requirements.txt; then
-    echo "$litellm_want" > "$litellm_stamp"
-  else
-    echo "setup: warning: could not install LiteLLM (PyPI unreachable?); the gateway test" \
-         "will skip" >&2
-  fi
-fi
-
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   echo "setup: .venv is up to date"
   exit 0

@@ -76,8 +76,8 @@ def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proces
 def gateway(server, scripted_server: Process,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     if not LITELLM.exists():
-        reason = ("LiteLLM is not installed in .venv-litellm: scripts/setup.sh could not "
-                  "reach PyPI")
+        reason = ("LiteLLM is not installed in .venv-litellm: scripts/setup_litellm.sh "
+                  "could not reach PyPI")
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
