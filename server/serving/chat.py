@@ -64,12 +64,6 @@ class PreparedChat:
     prompt_ids: tuple[int, ...] | None = None
     """The prompt's tokens, message text with special tokens split (engine-made)."""
 
-    @property
-    def cost(self) -> WorkCost:
-        """Admission cost: peak sequences in flight, and all the work in tokens."""
-        return chat_cost(len(self.prompt), self.request.n, self.sampling.max_tokens,
-                         self.self_critic)
-
 
 class ChatService:
     """Turns `ChatCompletionRequest`s into engine work and OpenAI-shaped answers."""
@@ -83,6 +77,16 @@ class ChatService:
                             if settings.tool_call_parser else None)
 
     # -- validation ----------------------------------------------------------------------
+    def estimated_cost(self, request: ChatCompletionRequest) -> WorkCost:
+        """The admission cost before templating, from the raw request (cheap, on the event
+        loop): message characters for the prompt, and the asked (or default) max_tokens,
+        which templating can only lower. Raises what `prepare` would for the model name
+        and the self_critic options."""
+        critic = self._self_critic_config(request, self._check_model(request.model))
+        chars = sum(len(str(m.as_text_dict()["content"])) for m in request.messages)
+        max_tokens = request.requested_max_tokens() or self.settings.default_max_tokens
+        return chat_cost(chars, request.n, max_tokens, critic)
+
     def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
         alias = self._check_model(request.model)
         if any(m.has_images() for m in request.messages) and not self.engine.supports_images:
