@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from critic_loop.answers import FORMATS, GRADERS, compile_pattern, extract_answer
 
@@ -170,7 +169,3 @@ def _check_format(name: str) -> None:
     if name not in FORMATS:
         raise ValueError(f"unknown answer format {name!r}; allowed: {', '.join(FORMATS)}")
 
-
-def question_row(question: Question) -> dict[str, Any]:
-    """The question as a JSON-ready dict (for per-question outputs)."""
-    return {k: v for k, v in question.__dict__.items() if v is not None}

@@ -58,19 +58,28 @@ def start_server(args: list[str], log_path: Path, env: dict[str, str] | None = N
          *args], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
     server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + START_TIMEOUT_S
+    if not wait_healthy(server.url, process, server.log, START_TIMEOUT_S, health_headers, 1.0):
+        server.stop(signal.SIGKILL)
+        raise RuntimeError(f"server not healthy after {START_TIMEOUT_S}s:\n"
+                           f"{server.log()[-4000:]}")
+    return server
+
+
+def wait_healthy(url: str, process: subprocess.Popen, log: Callable[[], str], timeout_s: float,
+                 headers: dict[str, str] | None = None, interval_s: float = 0.5) -> bool:
+    """Poll `url`/health until it answers 200 (True) or `timeout_s` passes (False); raise
+    with the log's tail if the process exits first."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()[-4000:]}")
+            raise RuntimeError(f"{url} exited with {process.returncode}:\n{log()[-4000:]}")
         try:
-            if httpx.get(server.url + "/health", headers=health_headers,
-                         timeout=2).status_code == 200:
-                return server
+            if httpx.get(url + "/health", headers=headers, timeout=2).status_code == 200:
+                return True
         except httpx.HTTPError:
             pass
-        time.sleep(1)
-    server.stop(signal.SIGKILL)
-    raise RuntimeError(f"server not healthy after {START_TIMEOUT_S}s:\n{server.log()[-4000:]}")
+        time.sleep(interval_s)
+    return False
 
 
 @pytest.fixture(scope="session")

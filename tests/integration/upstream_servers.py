@@ -8,12 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "critic_loop" / "fake_upstream.py"
@@ -31,18 +28,11 @@ class Process:
                                         start_new_session=True)
 
     def wait_healthy(self, timeout_s: float) -> Process:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.url} exited:\n{self.log()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop(signal.SIGKILL)
-        raise RuntimeError(f"{self.url} not healthy after {timeout_s}s:\n{self.log()[-3000:]}")
+        if not wait_healthy(self.url, self.process, self.log, timeout_s):
+            self.stop(signal.SIGKILL)
+            raise RuntimeError(f"{self.url} not healthy after {timeout_s}s:\n"
+                               f"{self.log()[-3000:]}")
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
