@@ -27,23 +27,31 @@ JUDGE_OVERHEAD_TOKENS = 160.0
 
 
 def chat_cost(prompt_chars: int, n: int, max_tokens: int,
-              critic: SelfCriticConfig | None) -> WorkCost:
+              critic: SelfCriticConfig | None, context: int | None = None) -> WorkCost:
     """A chat request's cost: `n` samples, or the candidates plus every judgment (whose
-    prompt holds the question and two candidates of up to `max_tokens`)."""
-    prompt = prompt_chars / CHARS_PER_TOKEN
+    prompt holds the question and two candidates of up to `max_tokens`). No prompt is
+    charged for more than the `context` can hold: a longer one is a 400 once measured, and
+    charging its length would refuse it with a 429 that no retry can cure."""
+    prompt = _within(prompt_chars / CHARS_PER_TOKEN, context)
+    max_tokens = int(_within(max_tokens, context))
     if critic is None:
         return WorkCost(n, work_tokens(prompt, max_tokens, n))
     candidates = work_tokens(prompt, max_tokens, critic.candidates)
-    judging = _judging(critic, prompt + 2 * max_tokens)
+    judging = _judging(critic, _within(prompt + 2 * max_tokens, context))
     return WorkCost(critic.peak_sequences, candidates + judging)
 
 
 def critique_cost(question_chars: int, response_chars: Sequence[int],
-                  config: SelfCriticConfig) -> WorkCost:
-    """A critique's cost: its judgments, each holding the question and two responses."""
+                  config: SelfCriticConfig, context: int | None = None) -> WorkCost:
+    """A critique's cost: its judgments, each holding the question and two responses
+    (together no more than the `context` holds)."""
     mean = sum(response_chars) / max(1, len(response_chars)) / CHARS_PER_TOKEN
-    judging = _judging(config, question_chars / CHARS_PER_TOKEN + 2 * mean)
+    judging = _judging(config, _within(question_chars / CHARS_PER_TOKEN + 2 * mean, context))
     return WorkCost(max(1, config.peak_judge_sequences), judging)
+
+
+def _within(tokens: float, context: int | None) -> float:
+    return tokens if context is None else min(tokens, float(context))
 
 
 def _judging(config: SelfCriticConfig, content_tokens: float) -> float:

@@ -85,7 +85,7 @@ class ChatService:
         critic = self._self_critic_config(request, self._check_model(request.model))
         chars = sum(len(str(m.as_text_dict()["content"])) for m in request.messages)
         max_tokens = request.requested_max_tokens() or self.settings.default_max_tokens
-        return chat_cost(chars, request.n, max_tokens, critic)
+        return chat_cost(chars, request.n, max_tokens, critic, self.engine.max_model_len)
 
     def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
         alias = self._check_model(request.model)

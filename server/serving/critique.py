@@ -33,12 +33,14 @@ class PreparedCritique:
     config: SelfCriticConfig
     image_refs: tuple[ImageRef, ...] = ()
     """The request's images, checked but not yet loaded (`CritiqueService.load_images`)."""
+    context: int | None = None
+    """The model's context: no judgment is charged for more."""
 
     @property
     def cost(self) -> WorkCost:
         """Admission cost: the first round's judgments at once, and every judgment's work."""
         return critique_cost(len(question_text(self.question)),
-                             [len(r) for r in self.responses], self.config)
+                             [len(r) for r in self.responses], self.config, self.context)
 
 
 class CritiqueService:
@@ -78,7 +80,8 @@ class CritiqueService:
         except ValueError as exc:
             raise bad_request(str(exc)) from exc
         self._check_judge_budget(question, list(request.responses), config)
-        return PreparedCritique(question, list(request.responses), config, tuple(image_refs))
+        return PreparedCritique(question, list(request.responses), config, tuple(image_refs),
+                                self.engine.max_model_len)
 
     async def load_images(self, critique: PreparedCritique) -> PreparedCritique:
         """Fetch and decode the question's images into place, then check again that two

@@ -8,29 +8,16 @@ import re
 import time
 
 import httpx
-from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
+from conftest import API_KEY, MODEL, metric_value  # type: ignore[import-not-found]
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 QUESTION = [{"role": "user", "content": "Write a long story about a dragon."}]
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name) or line.startswith("#"):
-            continue
-        head, _, value = line.rpartition(" ")
-        if head.split("{")[0] != name:
-            continue
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
-
-
 def _engine_busy(server) -> float:
     text = httpx.get(server.url + "/metrics").text
-    return (_metric(text, "vllm:num_requests_running")
-            + _metric(text, "vllm:num_requests_waiting"))
+    return (metric_value(text, "vllm:num_requests_running")
+            + metric_value(text, "vllm:num_requests_waiting"))
 
 
 def _wait_idle(server, timeout_s: float = 30) -> float:
@@ -56,10 +43,10 @@ def test_metrics_beside_vllm_and_counting(server) -> None:
         ("selfcritic_judge_calls_total", {"mode": "fast"}, 2),
         ("selfcritic_tournament_rounds_total", {}, 1),
     ]:
-        assert _metric(after, name, **labels) - _metric(before, name, **labels) == grew_by, name
+        assert metric_value(after, name, **labels) - metric_value(before, name, **labels) == grew_by, name
     judge_tokens = response.json()["self_critic"]["usage"]["judge"]["prompt_tokens"]
-    grown = (_metric(after, "selfcritic_tokens_total", phase="judge", kind="prompt")
-             - _metric(before, "selfcritic_tokens_total", phase="judge", kind="prompt"))
+    grown = (metric_value(after, "selfcritic_tokens_total", phase="judge", kind="prompt")
+             - metric_value(before, "selfcritic_tokens_total", phase="judge", kind="prompt"))
     assert grown == judge_tokens
 
 

@@ -77,6 +77,21 @@ def test_critique_costs_its_judgments_over_the_responses() -> None:
     assert cost.tokens == pytest.approx(3 * 2 * (judge_prompt / 8 + 1))
 
 
+def test_no_prompt_is_charged_for_more_than_the_context_holds() -> None:
+    """A prompt too long for the context is a 400 once measured; charged by its length it
+    would be refused with a 429 that no retry cures."""
+    huge = chat_cost(prompt_chars=1_000_000, n=1, max_tokens=4096, critic=None, context=2048)
+    assert huge.tokens == pytest.approx(2048 / 8 + 2048)
+    assert chat_cost(1_000_000, 1, 4096, None).tokens > 10 * huge.tokens  # unbounded
+    fast = SelfCriticConfig(candidates=4, judge="fast", comparisons=2)
+    critic = chat_cost(1_000_000, 1, 100, fast, context=2048)
+    assert critic.tokens == pytest.approx(4 * (2048 / 8 + 100)
+                                          + 3 * 2 * ((160 + 2048) / 8 + 1))
+    pair = SelfCriticConfig(candidates=2, judge="fast", comparisons=2)
+    critique = critique_cost(40, [500_000, 500_000], pair, context=2048)
+    assert critique.tokens == pytest.approx(2 * ((160 + 2048) / 8 + 1))
+
+
 # -- deadline shedding ---------------------------------------------------------------------
 def test_a_cold_server_admits_one_request_whatever_its_size() -> None:
     cap = capacity(FakeClock())

@@ -54,6 +54,23 @@ async def test_overload_rejects_with_retry_after_and_recovers(make_async_client)
     assert (await client.get("/health")).status_code == 200
 
 
+async def test_a_chat_too_long_for_the_context_is_a_400_even_behind_a_backlog(
+        make_async_client) -> None:
+    """Admission charges a prompt no more than the context holds: on a cold server (the
+    prior throughput), behind other work, a megabyte message is measured and refused as too
+    long (a 400), not shed as if it were a megabyte of work (a 429 no retry cures)."""
+    engine = ScriptedEngine(model_name="tiny", max_model_len=2048, token_delay_s=0.05)
+    client = await make_async_client(engine)
+    busy = asyncio.create_task(client.post("/v1/chat/completions", json=BODY))
+    while not engine.running:
+        await asyncio.sleep(0.01)
+    huge = {"model": "tiny", "messages": [{"role": "user", "content": "word " * 200_000}]}
+    response = await client.post("/v1/chat/completions", json=huge)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+    assert (await busy).status_code == 200
+
+
 async def test_self_critic_counts_its_candidates(make_async_client) -> None:
     engine = ScriptedEngine(model_name="tiny")
     client = await make_async_client(engine, max_inflight_sequences=3)
