@@ -120,13 +120,7 @@ class PairJudge:
         return start if coin.heads() else start[::-1]
 
     def _sampling(self, key: str, k: int) -> SamplingOptions:
-        if self.mode is JudgeMode.FAST:
-            return SamplingOptions(max_tokens=1, temperature=0.0, choices=VERDICT_CHOICES)
-        seed = None
-        if self.config.seed is not None:  # reproducible judge samples for a seeded run
-            seed = zlib.crc32(f"{self.config.seed}:{key}:{k}".encode()) & 0x7FFFFFFF
-        return SamplingOptions(max_tokens=self.max_tokens,
-                               temperature=self.config.judge_temperature, seed=seed)
+        return judge_sampling(self.config, key, k)
 
     async def _judge_regular(self, jobs: Sequence[tuple[Pairing, tuple[int, int], str, int]]
                              ) -> list[Judgment]:
@@ -174,27 +168,70 @@ class PairJudge:
 
     def _read(self, order: tuple[int, int], rid: str,
               result: GenerationResult | None) -> Judgment:
-        if result is None or not result.completions:
-            return Judgment(order, None, None, "", None, request_id=rid,
-                            finish_reason=PROMPT_TOO_LONG if result is None else "abort")
-        completion = result.completions[0]
-        probabilities = None
-        if self.mode is JudgeMode.FAST and completion.choice_logprobs is not None:
-            probabilities = probabilities_from_logprobs(completion.choice_logprobs,
-                                                        VERDICT_CHOICES)
-        if probabilities is not None:
-            first, second = probabilities
-            said = None if first == second else (1 if first > second else 2)
-        else:
-            said = parse_verdict(completion.text)
-        return Judgment(
-            order=order,
-            verdict=None if said is None else order[said - 1],
-            reasoning=reasoning_of(completion.text),
-            text=completion.text,
-            probabilities=probabilities,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            finish_reason=completion.finish_reason,
-            request_id=rid,
-        )
+        return read_judgment(self.mode, order, rid, result)
+
+
+def judge_sampling(config: SelfCriticConfig, key: str, k: int) -> SamplingOptions:
+    """Judgment `k` of match `key`: one constrained digit (fast), or a reasoned verdict
+    whose sample is seeded per judgment when the run is seeded."""
+    if config.mode is JudgeMode.FAST:
+        return SamplingOptions(max_tokens=1, temperature=0.0, choices=VERDICT_CHOICES)
+    seed = None
+    if config.seed is not None:  # reproducible judge samples for a seeded run
+        seed = zlib.crc32(f"{config.seed}:{key}:{k}".encode()) & 0x7FFFFFFF
+    return SamplingOptions(max_tokens=config.judge_max_tokens,
+                           temperature=config.judge_temperature, seed=seed)
+
+
+def read_judgment(mode: JudgeMode, order: tuple[int, int], rid: str,
+                  result: GenerationResult | None) -> Judgment:
+    """The judgment a generation holds (None: its prompt was too long to send). `order`
+    names the candidates shown as Response 1 and 2; the verdict names a candidate."""
+    if result is None or not result.completions:
+        return Judgment(order, None, None, "", None, request_id=rid,
+                        finish_reason=PROMPT_TOO_LONG if result is None else "abort")
+    completion = result.completions[0]
+    probabilities = None
+    if mode is JudgeMode.FAST and completion.choice_logprobs is not None:
+        probabilities = probabilities_from_logprobs(completion.choice_logprobs,
+                                                    VERDICT_CHOICES)
+    if probabilities is not None:
+        first, second = probabilities
+        said = None if first == second else (1 if first > second else 2)
+    else:
+        said = parse_verdict(completion.text)
+    return Judgment(
+        order=order,
+        verdict=None if said is None else order[said - 1],
+        reasoning=reasoning_of(completion.text),
+        text=completion.text,
+        probabilities=probabilities,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        finish_reason=completion.finish_reason,
+        request_id=rid,
+    )
+
+
+async def judge_given_prompts(engine: Engine, conversations: Sequence[Sequence[Message]],
+                              config: SelfCriticConfig, request_ids: Sequence[str]
+                              ) -> list[Judgment]:
+    """Judge conversations that already are whole judge prompts (a dataset's own wording,
+    both responses inside it): once each, as given, so a verdict of 1 or 2 names the
+    response shown first or second. Same sampling and verdict reading as a match."""
+    prompts = await render_judge_prompts(engine, conversations)
+    requests: list[GenerationRequest] = []
+    slots: list[int | None] = []
+    budget = 1 if config.mode is JudgeMode.FAST else config.judge_max_tokens
+    for rid, messages, prompt in zip(request_ids, conversations, prompts, strict=True):
+        if prompt is None or prompt.tokens + budget > engine.max_model_len:
+            logger.warning("judge prompt %s does not fit the context; invalid vote", rid)
+            slots.append(None)
+            continue
+        slots.append(len(requests))
+        requests.append(GenerationRequest(rid, prompt.text, judge_sampling(config, rid, 0),
+                                          images=images_of(messages),
+                                          prompt_ids=prompt.token_ids))
+    results = await engine.generate(requests) if requests else []
+    return [read_judgment(config.mode, (1, 2), rid, None if slot is None else results[slot])
+            for rid, slot in zip(request_ids, slots, strict=True)]

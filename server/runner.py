@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -71,12 +72,19 @@ def serve(settings: ServerSettings) -> int:
         if server is not None:
             server.should_exit = True
 
+    try:
+        listener = bind_listener(settings.host, settings.port)
+    except OSError as exc:  # a busy port fails now, not after the model has loaded
+        logger.error("Cannot listen on %s port %d: %s", settings.host, settings.port, exc)
+        return EXIT_BAD_CONFIG
+    logger.info("Bound %s; the engine starts next", _address(listener))
     _adopt_orphans()
     server = _DrainingServer(uvicorn_config(create_app(settings, on_engine_death=on_engine_death),
                                             settings))
     try:
-        server.run()
+        server.run(sockets=[listener])
     finally:
+        listener.close()
         stop_leftover_processes()
     if not server.started:
         logger.error("The server did not start (see the errors above)")
@@ -84,6 +92,30 @@ def serve(settings: ServerSettings) -> int:
     if outcome["code"]:
         logger.error("Exiting with code %d because the engine died", outcome["code"])
     return outcome["code"]
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening socket, bound and listening before the engine starts: nothing else
+    can take the port during the minute a model takes to load (vLLM's own server binds
+    early too), and port 0 takes a free one (logged). A client that connects meanwhile
+    waits in the backlog and is answered once the app has started. Not inheritable, so
+    the engine's processes do not hold the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(2048)  # uvicorn's default backlog
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def _address(listener: socket.socket) -> str:
+    host, port = listener.getsockname()[:2]
+    return f"http://[{host}]:{port}" if listener.family == socket.AF_INET6 else \
+        f"http://{host}:{port}"
 
 
 def _adopt_orphans() -> None:

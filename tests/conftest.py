@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -49,20 +50,35 @@ def free_port() -> int:
 
 def start_server(args: list[str], log_path: Path, env: dict[str, str] | None = None,
                  health_headers: dict[str, str] | None = None) -> ServerProcess:
-    """Start `selfcritic serve ARGS` on a free port and wait until /health is 200."""
-    port = free_port()
+    """Start `selfcritic serve ARGS` on a port it binds itself (`--port 0`: no other
+    process can take it between choosing and binding) and wait until /health is 200."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--enforce-eager",
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--enforce-eager",
          *args], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
-    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+    server = ServerProcess(_bound_url(process, log_path), process, log_path)
     if not wait_healthy(server.url, process, server.log, START_TIMEOUT_S, health_headers, 1.0):
         server.stop(signal.SIGKILL)
         raise RuntimeError(f"server not healthy after {START_TIMEOUT_S}s:\n"
                            f"{server.log()[-4000:]}")
     return server
+
+
+def _bound_url(process: subprocess.Popen, log_path: Path, timeout_s: float = 120) -> str:
+    """The URL the server logs once it has bound its port (`server.runner`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = re.search(r"Bound (http://\S+);", log_path.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"the server bound no port (exit {process.poll()}):\n"
+                       f"{log_path.read_text(errors='replace')[-4000:]}")
 
 
 def wait_healthy(url: str, process: subprocess.Popen, log: Callable[[], str], timeout_s: float,

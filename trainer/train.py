@@ -88,6 +88,11 @@ def heldout_curve(recipe: Recipe, model_dir: Path, metrics_path: Path) -> Any:
         raise RecipeError("eval_data measures the fast judge during training; a reason-mode "
                           "recipe is measured after training with `selfcritic eval critic`")
     pairs = load_pairs(recipe.eval_data, seed=recipe.seed).pairs[: recipe.eval_pairs]
+    if any(pair.given_prompt for pair in pairs):
+        raise RecipeError("eval_data gives whole judge prompts (question/image/answer rows), "
+                          "which the held-out curve cannot swap or lay out as the fast judge; "
+                          "measure them after training with `selfcritic eval critic --judge "
+                          "reason`")
     return HeldOutCurve(pairs, AutoTokenizer.from_pretrained(model_dir), metrics_path,
                         recipe.eval_steps, bf16=recipe.bf16)
 

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from server import __version__
 from server.errors import APIError
-from server.serving.chat import SELF_CRITIC_SUFFIX
+from server.serving.served_model import SELF_CRITIC_SUFFIX
 from server.state import Authorized, OpsAuthorized, State
 
 router = APIRouter()

@@ -8,8 +8,6 @@ is checked here before any engine work, so bad input is a 400.
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 from critic_loop.engine import Engine, GenerationRequest, SamplingOptions, StreamDelta
 from server.admission import chat_cost
 from server.capacity import WorkCost
-from server.errors import APIError, bad_request, context_length_error
+from server.errors import bad_request
 from server.metrics import Metrics
 from server.protocol.chat_response import DONE, Usage
 from server.protocol.completions import (
@@ -28,8 +26,11 @@ from server.protocol.completions import (
     event,
     text_completion,
 )
-from server.serving.chat import SELF_CRITIC_SUFFIX
+from server.serving.ids import created_now, engine_id
 from server.serving.sampling_check import checked_sampling
+from server.serving.served_model import SELF_CRITIC_SUFFIX, model_not_found
+from server.serving.stream_usage import StreamUsage
+from server.serving.token_room import room_after_prompt
 from server.settings import ServerSettings
 
 
@@ -48,7 +49,7 @@ class PreparedCompletion:
         return WorkCost(sum(c.sequences for c in costs), sum(c.tokens for c in costs))
 
     def generations(self, request_id: str) -> list[GenerationRequest]:
-        return [GenerationRequest(f"{request_id}-{uuid.uuid4().hex[:8]}-{i}", prompt, sampling,
+        return [GenerationRequest(f"{engine_id(request_id)}-{i}", prompt, sampling,
                                   self.request.n)
                 for i, (prompt, sampling) in enumerate(zip(self.prompts, self.samplings,
                                                            strict=True))]
@@ -78,18 +79,13 @@ class CompletionService:
             raise bad_request("Self-critic runs on /v1/chat/completions; /v1/completions "
                               f"serves {base!r} only.", param="model")
         if name != base:
-            raise APIError(404, f"The model {name!r} does not exist. This server serves "
-                           f"{base!r}.", param="model", code="model_not_found")
+            raise model_not_found(name, base)
 
     def _max_tokens(self, request: CompletionRequest, prompt: str) -> int:
         prompt_tokens = self.engine.count_tokens(prompt)
         asked = request.max_tokens or 16
-        room = self.engine.max_model_len - prompt_tokens
-        if asked > room:
-            param, advice = (("prompt", "The prompt alone fills it; shorten it.") if room < 1
-                             else ("max_tokens", f"Lower max_tokens to at most {room}."))
-            raise context_length_error(self.engine.max_model_len, prompt_tokens, asked,
-                                       param=param, advice=advice)
+        room_after_prompt(self.engine.max_model_len, prompt_tokens, asked, param="max_tokens",
+                          prompt_param="prompt", prompt_advice="The prompt alone fills it; shorten it.")
         return asked
 
     # -- answers ---------------------------------------------------------------------------
@@ -102,11 +98,12 @@ class CompletionService:
                       sum(r.completion_tokens for r in results),
                       sum(r.cached_tokens for r in results))
         self.metrics.record_generation(usage.prompt_tokens, usage.completion_tokens)
-        return text_completion(_completion_id(request_id), request.model, _now(), choices, usage)
+        return text_completion(_completion_id(request_id), request.model, created_now(), choices,
+                               usage)
 
     async def stream(self, prepared: PreparedCompletion, request_id: str) -> AsyncIterator[str]:
         request, n = prepared.request, prepared.request.n
-        completion_id, created = _completion_id(request_id), _now()
+        completion_id, created = _completion_id(request_id), created_now()
 
         def line(index: int, text: str, finish: str | None = None,
                  logprobs: dict[str, Any] | None = None) -> str:
@@ -119,21 +116,17 @@ class CompletionService:
                 for j in range(n):
                     offsets[i * n + j] = len(prompt)
                     yield line(i * n + j, prompt)
-        prompt_tokens: dict[int, int] = {}
-        cached: dict[int, int] = {}
-        completion_tokens = 0
+        counted = StreamUsage()
         async for i, delta in _interleaved([self.engine.stream(g) for g in
                                             prepared.generations(request_id)]):
-            prompt_tokens[i] = max(prompt_tokens.get(i, 0), delta.prompt_tokens)
-            cached[i] = max(cached.get(i, 0), delta.cached_tokens)
-            completion_tokens += delta.completion_tokens
+            counted.add(delta, stream=i)
             if delta.text or delta.finish_reason or delta.logprobs:
                 index = i * n + delta.index
                 offset = offsets.get(index, 0)
                 offsets[index] = offset + len(delta.text)
                 yield line(index, delta.text, delta.finish_reason,
                            completion_logprobs(delta.logprobs, offset))
-        usage = Usage(sum(prompt_tokens.values()), completion_tokens, sum(cached.values()))
+        usage = counted.usage()
         self.metrics.record_generation(usage.prompt_tokens, usage.completion_tokens)
         if request.include_usage():
             yield event(text_completion(completion_id, request.model, created, [], usage))
@@ -177,7 +170,3 @@ async def _interleaved(streams: Sequence[AsyncIterator[StreamDelta]]
 
 def _completion_id(request_id: str) -> str:
     return f"cmpl-{request_id}"
-
-
-def _now() -> int:
-    return int(time.time())

@@ -22,7 +22,7 @@ from server.errors import APIError, bad_request, context_length_error
 from server.media import ImageRef, MediaPolicy, chat_image_refs, placeholder_messages
 from server.metrics import Metrics
 from server.protocol.critique import CritiqueRequest
-from server.serving.chat import SELF_CRITIC_SUFFIX
+from server.serving.served_model import SELF_CRITIC_SUFFIX, model_not_found
 from server.settings import ServerSettings
 
 
@@ -53,8 +53,7 @@ class CritiqueService:
     def prepare(self, request: CritiqueRequest) -> PreparedCritique:
         base = self.engine.model_name
         if request.model not in (None, base, base + SELF_CRITIC_SUFFIX):
-            raise APIError(404, f"The model {request.model!r} does not exist. This server "
-                           f"serves {base!r}.", param="model", code="model_not_found")
+            raise model_not_found(str(request.model), base)
         if request.has_images() and not self.engine.supports_images:
             raise bad_request(f"The model {base!r} reads text only; it cannot judge a "
                               "question with images.",

@@ -79,3 +79,59 @@ def test_confidence_interval_narrows_with_more_pairs() -> None:
     low_10, high_10 = mean_ci95([1.0, 0.0] * 5)
     low_100, high_100 = mean_ci95([1.0, 0.0] * 50)
     assert low_10 < low_100 < 0.5 < high_100 < high_10
+
+
+# -- the paper's rows: the whole judge prompt given, responses inside ----------------------
+def _given(i: int, right: int, images: tuple = ()) -> PreferencePair:
+    first, second = (f"{i + 1}.", f"{i + 2}.") if right == 1 else (f"{i + 2}.", f"{i + 1}.")
+    marks = "<image> " * len(images)
+    prompt = (f"{marks}Question: what is {i} + 1? Response 1: {first} Response 2: {second} "
+              "Think, then put the better response's number in \\boxed{}.")
+    return PreferencePair(prompt, "", "", right, images, given_prompt=True)
+
+
+def given_oracle(request: GenerationRequest, index: int) -> str:
+    """Reads a given prompt as a person would and boxes the right response."""
+    match = re.search(r"what is (\d+) \+ 1\? Response 1: (\S+)", request.prompt)
+    right = "1" if match.group(2) == f"{int(match.group(1)) + 1}." else "2"
+    return right if request.sampling.choices else f"<think>add</think> \\boxed{{{right}}}"
+
+
+async def test_given_judge_prompts_are_judged_once_as_given() -> None:
+    given = [_given(i, 1 + i % 2) for i in range(6)]
+    mixed = [given[0], PAIRS[0], given[1], PAIRS[1], *given[2:]]
+    def either(request: GenerationRequest, index: int) -> str:
+        return (given_oracle if "Question:" in request.prompt else oracle)(request, index)
+
+    engine = ScriptedEngine(either)
+    verdicts = await judge_pairs(engine, mixed, mode="reason", chunk=3)
+    assert [v.orders for v in verdicts] == [1, 2, 1, 2, 1, 1, 1, 1]
+    assert [v.label for v in verdicts] == [p.label for p in mixed]  # order kept
+    sent = [r for call in engine.generate_calls for r in call]
+    assert len(sent) == 6 + 2 * 2  # given prompts once, regular pairs in both orders
+    for pair in given:  # the data's own wording reaches the model unchanged
+        assert sum(pair.question in r.prompt for r in sent) == 1
+    report = score(verdicts, model="o", mode="reason")
+    assert report.accuracy == 1.0 and report.given_prompts == 6
+    assert report.accuracy_swapped == 1.0 and report.consistency == 1.0  # the 2 regular
+    assert "6 given judge prompts, judged once" in report.summary()
+
+
+async def test_given_prompts_alone_leave_the_swapped_figures_empty() -> None:
+    verdicts = await judge_pairs(ScriptedEngine(always_first),
+                                 [_given(i, 1 + i % 2) for i in range(4)], mode="reason")
+    report = score(verdicts, model="b", mode="reason")
+    assert report.accuracy == 0.5 and report.first_position_rate == 1.0
+    assert (report.accuracy_swapped, report.consistency, report.consistent_accuracy) == (
+        None, None, None)
+    assert "swapped –" in report.summary()
+
+
+async def test_given_prompts_put_each_image_at_its_placeholder() -> None:
+    pair = _given(3, 2, images=("cat.png", "dog.png"))
+    engine = ScriptedEngine(given_oracle, supports_images=True)
+    (verdict,) = await judge_pairs(engine, [pair], mode="reason")
+    assert verdict.as_given == 2
+    (request,) = engine.requests
+    assert list(request.images) == ["cat.png", "dog.png"]
+    assert re.search(r"<image>\s+<image>\s+Question: what is 3 \+ 1\?", request.prompt)

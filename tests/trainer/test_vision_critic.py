@@ -100,3 +100,13 @@ def test_bad_paper_rows_name_their_field(tmp_path: Path, row: dict, problem: str
     path.write_text(json.dumps(row) + "\n")
     with pytest.raises(DataError, match=problem):
         load_pairs(path)
+
+
+def test_the_heldout_curve_refuses_whole_prompt_rows_and_says_what_measures_them(
+        tmp_path: Path) -> None:
+    from trainer.recipe import Recipe, RecipeError
+    from trainer.train import heldout_curve
+
+    recipe = Recipe(judge_mode="fast", eval_data=str(write_image_rows(tmp_path)))
+    with pytest.raises(RecipeError, match="selfcritic eval critic --judge reason"):
+        heldout_curve(recipe, tmp_path, tmp_path / "metrics.jsonl")

@@ -1,0 +1,48 @@
+"""A chat request's `self_critic` options, resolved against the server's defaults into the
+`SelfCriticConfig` the knockout runs with, or a 400 naming the field at fault."""
+
+from __future__ import annotations
+
+from critic_loop.config import SelfCriticConfig
+from server.admission import check_comparisons
+from server.errors import bad_request
+from server.protocol.chat import ChatCompletionRequest, SelfCriticOptions
+from server.settings import ServerSettings
+
+
+def self_critic_config(request: ChatCompletionRequest, alias: bool,
+                       settings: ServerSettings) -> SelfCriticConfig | None:
+    """The run's config, or None for plain sampling: the request's own `self_critic` (true,
+    false or options) decides, else whether it named the self-critic `alias`."""
+    options = request.self_critic
+    if options is False or (options is None and not alias):
+        return None
+    if options is True or options is None:
+        options = SelfCriticOptions()
+    s = settings
+    candidates = options.candidates or max(s.candidates, request.n)
+    if not 1 <= candidates <= s.max_candidates:
+        raise bad_request(f"self_critic.candidates must be between 1 and "
+                          f"{s.max_candidates}, got {candidates}.",
+                          param="self_critic.candidates")
+    if request.n > candidates:
+        raise bad_request(f"n ({request.n}) cannot exceed self_critic.candidates "
+                          f"({candidates}): choices are the ranked candidates.", param="n")
+    check_comparisons(options.comparisons, s.max_comparisons, "self_critic.comparisons")
+    try:
+        return SelfCriticConfig(
+            candidates=candidates,
+            judge=options.judge or s.judge,
+            comparisons=options.comparisons or s.comparisons,
+            judge_max_tokens=options.judge_max_tokens or s.judge_max_tokens,
+            judge_temperature=(s.judge_temperature if options.judge_temperature is None
+                               else options.judge_temperature),
+            return_trace=options.return_trace,
+            seed=request.seed,
+            schedule=options.schedule or s.schedule,
+            merge=options.merge or s.merge,
+            answer_format=options.answer_format,
+            answer_pattern=options.answer_pattern,
+        )
+    except ValueError as exc:
+        raise bad_request(str(exc), param="self_critic") from exc

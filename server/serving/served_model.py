@@ -1,0 +1,14 @@
+"""The model names this server answers to: the engine's model, and the same model with
+self-critic (`SELF_CRITIC_SUFFIX`); any other name is a 404 naming those served."""
+
+from __future__ import annotations
+
+from server.errors import APIError
+
+SELF_CRITIC_SUFFIX = ":self-critic"
+
+
+def model_not_found(name: str, *served: str) -> APIError:
+    """The 404 for a model name this endpoint does not serve, naming the ones it does."""
+    return APIError(404, f"The model {name!r} does not exist. This server serves "
+                    f"{' and '.join(map(repr, served))}.", param="model", code="model_not_found")
