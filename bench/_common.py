@@ -80,15 +80,16 @@ class Server:
 
 
 def launch(name: str, argv: Sequence[str], model: str, port: int,
-           start_timeout_s: float = 900, env: dict[str, str] | None = None) -> Server:
-    """Start `argv` (which must listen on `port`) with `env` added to this environment and
-    wait until GET /health is 200."""
+           start_timeout_s: float = 900, env: dict[str, str] | None = None,
+           cwd: Path = REPO) -> Server:
+    """Start `argv` (which must listen on `port`) in `cwd` with `env` added to this
+    environment and wait until GET /health is 200."""
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / f"{name}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
     t0 = time.monotonic()
-    process = subprocess.Popen(list(argv), cwd=REPO, env=env, stdout=log,
+    process = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(name, f"http://127.0.0.1:{port}", model, process, log_path)
     logger.info("starting %s (pid %d, log %s)", name, process.pid, log_path)
@@ -109,13 +110,15 @@ def launch(name: str, argv: Sequence[str], model: str, port: int,
 
 
 def start_selfcritic(eager: bool, extra: Sequence[str] = (), name: str = "selfcritic",
-                     model_name: str = "smollm2-135m-instruct") -> Server:
-    """`selfcritic serve` on the default model (max_model_len 2048, 2 GiB KV cache on CPU)."""
+                     model_name: str = "smollm2-135m-instruct", checkout: Path = REPO) -> Server:
+    """`selfcritic serve` on the default model (max_model_len 2048, 2 GiB KV cache on CPU),
+    from `checkout` (another checkout of this repository, e.g. a `git worktree` of an older
+    commit, runs that commit's server with this venv)."""
     port = free_port()
     argv = [sys.executable, "-m", "server.cli", "serve", "--port", str(port),
             "--max-model-len", "2048", "--seed", "0", "--max-num-seqs", "64",
             "--enforce-eager" if eager else "--no-enforce-eager", *extra]
-    return launch(name, argv, model_name, port)
+    return launch(name, argv, model_name, port, cwd=checkout)
 
 
 OUR_CPU_ENGINE_ARGS = ("--block-size", "32", "--no-enable-chunked-prefill",

@@ -1,14 +1,17 @@
-"""Does the engine's CPU priority set the refusal tail? Issue 10's flood (64 clients sending
-best-of-8 at the default limits) with vLLM's engine processes at nice 0 and at a lower
-priority, alternated on one server, so the arms share the machine's state.
+"""What sets the refusal tail under a flood? Issue 10's flood (64 clients sending best-of-8
+at the default limits), with arms alternated round by round so they share the machine's
+state: server variants (extra `selfcritic serve` flags, one server each, all up at once)
+crossed with the CPU priority of vLLM's engine processes.
 
-On a CPU the engine's threads keep every core busy; the API process (admission, the 429s)
-and the benchmark's own clients wait for a time slice. Renicing every thread of the
-engine's processes lets the rest run first. Reported per arm and round: statuses,
-completed/s, admitted p50/p99, refusal p50/p99/max.
+Priority: on a CPU the engine's threads keep every core busy, and the API process (where
+admission answers the 429s) waits for a time slice; renicing every engine thread lets it
+run first. Variants: e.g. `--no-freeze-gc-heap`, to see what full garbage collections of
+the start-up heap cost. Reported per arm and round: statuses, completed/s, admitted
+p50/p99, refusal p50/p99/max.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/refusal_priority.py                 # ~6 min
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/refusal_priority.py --nice 0,10 --rounds 2 --flood-s 40
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/refusal_priority.py --nice 0 \
+        --variants=,--no-freeze-gc-heap --name refusal_gc                       # ~7 min
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (  # bench/ is not a package: its folder is on sys.path
+    REPO,
     logger,
     machine,
     md_table,
@@ -56,7 +60,8 @@ def renice(server_pid: int, nice: int) -> int:
 
 
 def markdown(data: dict[str, Any]) -> str:
-    rows = [[r["round"], r["nice"], r["threads"], r["answers"], r["completed_per_s"],
+    rows = [[r["round"], r["variant"] or "default", r["nice"], r["threads"], r["answers"],
+             r["completed_per_s"],
              r["admitted_p50_s"], r["admitted_p99_s"], r["refusal_p50_ms"], r["refusal_p99_ms"],
              r["refusal_max_ms"], r["load1_after"]] for r in data["arms"]]
     s = data["settings"]
@@ -65,7 +70,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"{s['max_tokens']}) for {s['flood_s']:g} s per arm, default limits, deadline "
             f"60 s; arms alternated on one server. Load {data['machine']['loadavg']} at start, "
             f"{data['machine_at_end']['loadavg']} at end.\n\n"
-            + md_table(["round", "engine nice", "threads", "answers", "completed/s",
+            + md_table(["round", "server", "engine nice", "threads", "answers", "completed/s",
                         "admitted p50 s", "p99 s", "refusal p50 ms", "p99 ms", "max ms",
                         "load1 after"], rows) + "\n")
 
@@ -74,6 +79,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nice", default="0,10", help="Engine nice values to alternate.")
+    parser.add_argument("--variants", default="",
+                        help="Server variants to alternate, comma-separated; each is extra "
+                             "`selfcritic serve` flags separated by spaces ('': the defaults), "
+                             "optionally after @DIR: the server of another checkout (e.g. a "
+                             "`git worktree` of an older commit). Write it as "
+                             "--variants=,--no-freeze-gc-heap or --variants=,@/tmp/old.")
     parser.add_argument("--rounds", type=int, default=2, help="Times each arm runs.")
     parser.add_argument("--flood-s", type=float, default=40, help="Seconds of sending per arm.")
     parser.add_argument("--clients", type=int, default=64, help="Closed-loop clients.")
@@ -87,25 +98,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
     nices = [int(v) for v in args.nice.split(",")]
+    variants = args.variants.split(",")
     data: dict[str, Any] = {"benchmark": "refusal_priority", "machine": machine(),
                             "settings": {k: v for k, v in vars(args).items() if k != "verbose"},
                             "arms": []}
-    server = start_selfcritic(True, ["--request-timeout-s", "60"])
+    servers = []
     try:
+        for i, variant in enumerate(variants):
+            words = variant.split()
+            checkout = Path(words.pop(0)[1:]) if words and words[0].startswith("@") else REPO
+            servers.append(start_selfcritic(True, ["--request-timeout-s", "60", *words],
+                                            name=f"selfcritic-{i}", checkout=checkout))
         for round_ in range(1, args.rounds + 1):
-            for nice in nices:
-                threads = renice(server.process.pid, nice)
-                outcomes, wall = asyncio.run(timed_load(
-                    server, args.clients, args.flood_s, args.max_tokens,
-                    extra=FLOOD_CASES["best-of-8"]))
-                arm = {"round": round_, "nice": nice, "threads": threads,
-                       **status_summary(outcomes, wall), "load1_after": machine()["loadavg"][0]}
-                data["arms"].append(arm)
-                logger.info("round %d nice %d: refusal p50 %s ms p99 %s ms, %s/s", round_,
-                            nice, arm["refusal_p50_ms"], arm["refusal_p99_ms"],
-                            arm["completed_per_s"])
+            for variant, server in zip(variants, servers, strict=True):
+                for nice in nices:
+                    threads = renice(server.process.pid, nice)
+                    outcomes, wall = asyncio.run(timed_load(
+                        server, args.clients, args.flood_s, args.max_tokens,
+                        extra=FLOOD_CASES["best-of-8"]))
+                    arm = {"round": round_, "variant": variant, "nice": nice, "threads": threads,
+                           **status_summary(outcomes, wall),
+                           "load1_after": machine()["loadavg"][0]}
+                    data["arms"].append(arm)
+                    logger.info("round %d %r nice %d: refusal p50 %s ms p99 %s ms, %s/s",
+                                round_, variant, nice, arm["refusal_p50_ms"],
+                                arm["refusal_p99_ms"], arm["completed_per_s"])
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
     data["machine_at_end"] = machine()
     md = markdown(data)
     write_results(args.name, data, md)

@@ -20,6 +20,7 @@ from server.admission import AdmissionController
 from server.auth import APIKeyChecker
 from server.engine_stall import StallDetector
 from server.errors import install_error_handlers
+from server.gc_heap import freeze_startup_heap
 from server.metrics import Metrics
 from server.model_defaults import with_model_defaults
 from server.queue_probe import QueueDelayProbe
@@ -94,6 +95,9 @@ def create_app(settings: ServerSettings, engine: Engine | None = None,
         app.state.selfcritic = state
         metrics.bind_admission(state.admission.capacity)
         watchdog = asyncio.create_task(_watch_engine(state, on_engine_death))
+        # Only a server of its own: tests pass an engine and share one process
+        if engine is None and settings.freeze_gc_heap:
+            freeze_startup_heap()
         logger.info("Serving %s", the_engine.model_name)
         try:
             yield

@@ -102,6 +102,10 @@ class ServerSettings(BaseSettings):
     shutdown_drain_s: float = Field(30.0, ge=0, description="On SIGTERM, how long in-flight "
                                     "requests may finish before they are aborted (0: abort "
                                     "them at once).")
+    freeze_gc_heap: bool = Field(True, description="Freeze the start-up heap out of garbage "
+                                 "collection once the engine is up, as vLLM's own server "
+                                 "does: a full collection then skips ~600k start-up objects "
+                                 "(~0.4 s on a CPU, a stall for every request in flight).")
     engine_stall_s: float = Field(120.0, ge=0, description="/health answers 503 when the "
                                   "engine has requests in flight but has produced nothing "
                                   "for this long (above the longest engine step, e.g. a "
