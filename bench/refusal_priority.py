@@ -65,11 +65,12 @@ def markdown(data: dict[str, Any]) -> str:
              r["admitted_p50_s"], r["admitted_p99_s"], r["refusal_p50_ms"], r["refusal_p99_ms"],
              r["refusal_max_ms"], r["load1_after"]] for r in data["arms"]]
     s = data["settings"]
-    return ("# Refusal latency against the engine's CPU priority\n\n"
+    return ("# Refusal latency under a flood: server variants and engine priority\n\n"
             f"{s['clients']} closed-loop clients sending best-of-8 (max_tokens "
             f"{s['max_tokens']}) for {s['flood_s']:g} s per arm, default limits, deadline "
-            f"60 s; arms alternated on one server. Load {data['machine']['loadavg']} at start, "
-            f"{data['machine_at_end']['loadavg']} at end.\n\n"
+            f"60 s; arms alternated round by round (one server per variant). Load "
+            f"{data['machine']['loadavg']} at start, {data['machine_at_end']['loadavg']} at end."
+            "\n\n"
             + md_table(["round", "server", "engine nice", "threads", "answers", "completed/s",
                         "admitted p50 s", "p99 s", "refusal p50 ms", "p99 ms", "max ms",
                         "load1 after"], rows) + "\n")
