@@ -180,7 +180,10 @@ async def post_json(client: httpx.AsyncClient, path: str, body: dict[str, Any]) 
     end = time.monotonic()
     if response.status_code != 200:
         extra = {}
-        if "retry-after" in response.headers:
+        # Wait as OpenAI's SDK does: Retry-After-Ms first, then Retry-After
+        if "retry-after-ms" in response.headers:
+            extra["retry_after"] = float(response.headers["retry-after-ms"]) / 1000
+        elif "retry-after" in response.headers:
             extra["retry_after"] = response.headers["retry-after"]
         return Outcome(start, end, response.status_code, error=response.text[:300], extra=extra)
     data = response.json()

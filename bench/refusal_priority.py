@@ -26,9 +26,12 @@ from typing import Any
 
 from _common import (  # bench/ is not a package: its folder is on sys.path
     REPO,
+    Outcome,
     logger,
     machine,
     md_table,
+    percentile,
+    rounded,
     setup_logging,
     start_selfcritic,
     write_results,
@@ -59,11 +62,26 @@ def renice(server_pid: int, nice: int) -> int:
     return len(tids)
 
 
+def after_first_burst(outcomes: Sequence[Outcome], skip_s: float = 2.0) -> dict[str, Any]:
+    """Refusal latency without the arm's first `skip_s`: at the start all clients send at
+    once, so the first refusals wait behind the whole burst whatever the server does."""
+    t0 = min((o.start for o in outcomes), default=0.0)
+    later = [1000 * o.latency for o in outcomes if o.status == 429 and o.start >= t0 + skip_s]
+    first = [1000 * o.latency for o in outcomes if o.status == 429 and o.start < t0 + skip_s]
+    return {"first_burst_refusals": len(first),
+            "first_burst_max_ms": rounded(max(first, default=None), 1),
+            "later_refusals": len(later),
+            "later_refusal_p99_ms": rounded(percentile(later, 99), 1),
+            "later_refusal_max_ms": rounded(max(later, default=None), 1)}
+
+
 def markdown(data: dict[str, Any]) -> str:
     rows = [[r["round"], r["variant"] or "default", r["nice"], r["threads"], r["answers"],
              r["completed_per_s"],
              r["admitted_p50_s"], r["admitted_p99_s"], r["refusal_p50_ms"], r["refusal_p99_ms"],
-             r["refusal_max_ms"], r["load1_after"]] for r in data["arms"]]
+             r["refusal_max_ms"], r.get("first_burst_refusals"), r.get("first_burst_max_ms"),
+             r.get("later_refusal_p99_ms"), r.get("later_refusal_max_ms"), r["load1_after"]]
+            for r in data["arms"]]
     s = data["settings"]
     return ("# Refusal latency under a flood: server variants and engine priority\n\n"
             f"{s['clients']} closed-loop clients sending best-of-8 (max_tokens "
@@ -73,6 +91,7 @@ def markdown(data: dict[str, Any]) -> str:
             "\n\n"
             + md_table(["round", "server", "engine nice", "threads", "answers", "completed/s",
                         "admitted p50 s", "p99 s", "refusal p50 ms", "p99 ms", "max ms",
+                        "first 2 s: refusals", "their max ms", "later: p99 ms", "later max ms",
                         "load1 after"], rows) + "\n")
 
 
@@ -118,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         server, args.clients, args.flood_s, args.max_tokens,
                         extra=FLOOD_CASES["best-of-8"]))
                     arm = {"round": round_, "variant": variant, "nice": nice, "threads": threads,
-                           **status_summary(outcomes, wall),
+                           **status_summary(outcomes, wall), **after_first_burst(outcomes),
                            "load1_after": machine()["loadavg"][0]}
                     data["arms"].append(arm)
                     logger.info("round %d %r nice %d: refusal p50 %s ms p99 %s ms, %s/s",

@@ -70,9 +70,12 @@ def check_comparisons(comparisons: int | None, cap: int, param: str) -> None:
 class Overloaded(APIError):
     """A 429 with the reason it was refused ('capacity' or 'deadline'), for the metrics."""
 
-    def __init__(self, message: str, reason: str, retry_after_s: int) -> None:
-        super().__init__(429, message, code="overloaded",
-                         headers={"Retry-After": str(retry_after_s)})
+    def __init__(self, message: str, reason: str, retry_after_s: int,
+                 retry_after_ms: int | None = None) -> None:
+        headers = {"Retry-After": str(retry_after_s)}
+        if retry_after_ms:
+            headers["Retry-After-Ms"] = str(retry_after_ms)
+        super().__init__(429, message, code="overloaded", headers=headers)
         self.reason = reason
 
 
@@ -136,4 +139,4 @@ class AdmissionController:
                    f"{capacity.budget_s:.0f} s share of the deadline")
         raise Overloaded(f"The server is at capacity: {why}. Retry after "
                          f"{decision.retry_after_s} s.", decision.reason,
-                         decision.retry_after_s)
+                         decision.retry_after_s, decision.retry_after_ms)

@@ -15,6 +15,7 @@ target (CoDel's standing-queue test, Envoy's gradient) and grows by a step when 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ PRIOR_WEIGHT_S = 5.0
 """How many busy seconds of evidence the prior is worth at first (it fades like the rest)."""
 HALF_LIFE_S = 30.0
 """Measurements lose half their weight every this many busy seconds."""
+RETRY_SPREAD = 0.5
+"""`Retry-After-Ms` is the estimated wait times a uniform draw from [1, 1 + this]: clients
+refused at the same moment (as a flood's are) come back spread out, not as one burst."""
 PROBE_HEADROOM = 0.5
 """While no queue stands, admission plans with this much more throughput than measured:
 a batching engine drains faster with more work in flight, which it can only show if it
@@ -56,6 +60,9 @@ class Decision:
     retry_after_s: int = 0
     predicted_s: float = 0.0
     """When the request would finish, seconds from now, by the current estimate."""
+    retry_after_ms: int = 0
+    """The same wait in milliseconds, spread by `RETRY_SPREAD` (OpenAI's SDKs read the
+    `Retry-After-Ms` header before `Retry-After`)."""
 
 
 class Capacity:
@@ -65,7 +72,8 @@ class Capacity:
                  clock: Callable[[], float] = time.monotonic, deadline_share: float = 0.5,
                  queue_target_s: float = 2.0, interval_s: float = 5.0,
                  prior_tokens_per_s: float = PRIOR_TOKENS_PER_S,
-                 probe_headroom: float = PROBE_HEADROOM) -> None:
+                 probe_headroom: float = PROBE_HEADROOM,
+                 draw: Callable[[], float] = random.random) -> None:
         self.max_sequences = max_sequences
         self.budget_s = deadline_share * deadline_s
         self.deadline_s = deadline_s
@@ -74,6 +82,8 @@ class Capacity:
         self.prior_tokens_per_s = prior_tokens_per_s
         self.probe_headroom = probe_headroom
         self.clock = clock
+        self.draw = draw
+        """Uniform in [0, 1): the spread of `Retry-After-Ms` (injected for tests)."""
         self.limit = max_sequences
         self.min_limit = min(8, max_sequences)
         self.step = max(1, max_sequences // 32)
@@ -119,15 +129,14 @@ class Capacity:
         if self.in_flight_sequences + cost.sequences > self.limit:
             excess = self.in_flight_sequences + cost.sequences - self.limit
             share = min(1.0, excess / self.in_flight_sequences)
-            return Decision(False, "capacity", self._retry(share * self.backlog / drain),
-                            predicted)
+            return self._refusal("capacity", share * self.backlog / drain, predicted)
         if predicted > self.budget_s:
             # Retry once enough backlog has drained; a request too big to share the engine
             # within its budget waits for the engine to empty.
             room = self.budget_s * self.planning_tokens_per_s
             excess = (self.backlog + cost.tokens - room if cost.tokens <= room
                       else self.backlog)
-            return Decision(False, "deadline", self._retry(excess / drain), predicted)
+            return self._refusal("deadline", excess / drain, predicted)
         return Decision(True, predicted_s=predicted)
 
     def start(self, cost: WorkCost) -> None:
@@ -180,5 +189,9 @@ class Capacity:
         else:
             self.limit = min(self.max_sequences, self.limit + self.step)
 
-    def _retry(self, seconds: float) -> int:
-        return max(1, min(math.ceil(seconds), math.ceil(self.deadline_s)))
+    def _refusal(self, reason: str, wait_s: float, predicted_s: float) -> Decision:
+        """A refusal whose client should come back after `wait_s` (at least 1 s, at most
+        the deadline): `Retry-After` in whole seconds, `Retry-After-Ms` spread out."""
+        wait_s = max(1.0, min(wait_s, self.deadline_s))
+        spread_ms = round(1000 * wait_s * (1 + RETRY_SPREAD * self.draw()))
+        return Decision(False, reason, math.ceil(wait_s), predicted_s, spread_ms)

@@ -213,16 +213,28 @@ def test_sequences_over_the_limit_are_refused_with_a_share_of_the_backlog() -> N
 # -- the controller and the HTTP face ------------------------------------------------------
 def test_the_controller_raises_429_with_retry_after_and_releases_once() -> None:
     clock = FakeClock()
-    controller = AdmissionController(capacity(clock, prior_tokens_per_s=100.0))
+    controller = AdmissionController(capacity(clock, prior_tokens_per_s=100.0,
+                                              draw=lambda: 0.0))
     release = controller.acquire(WorkCost(1, 4000))
     with pytest.raises(Overloaded) as refused:
         controller.acquire(WorkCost(1, 2000))
     assert refused.value.status == 429 and refused.value.reason == "deadline"
-    assert refused.value.headers == {"Retry-After": "10"}
+    assert refused.value.headers == {"Retry-After": "10", "Retry-After-Ms": "10000"}
     release()
     release()
     assert controller.capacity.in_flight_sequences == 0
     assert controller.capacity.backlog == 0
+
+
+def test_clients_refused_together_are_told_to_come_back_spread_out() -> None:
+    """Retry-After stays the estimate; Retry-After-Ms (read first by OpenAI's SDKs) draws
+    from 1 to 1.5 times it, so a flood's refused clients do not return as one burst."""
+    draws = iter([0.0, 0.5, 0.999])
+    cap = capacity(FakeClock(), prior_tokens_per_s=100.0, draw=lambda: next(draws))
+    cap.start(WorkCost(1, 4000))
+    refusals = [cap.decide(WorkCost(1, 2000)) for _ in range(3)]
+    assert {d.retry_after_s for d in refusals} == {10}
+    assert [d.retry_after_ms for d in refusals] == [10000, 12500, 14995]
 
 
 def test_the_controller_feeds_queue_delays_and_refuses_what_exceeds_the_ceiling() -> None:
