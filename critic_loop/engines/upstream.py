@@ -89,6 +89,12 @@ class UpstreamEngine:
              for i, url in enumerate(config.urls)],
             probe=self._probe, probe_interval_s=config.probe_interval_s)
 
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer, loaded here: vLLM's tool parsers (`--tool-call-parser`)
+        read calls from an upstream's answers with it, as they do in-process."""
+        return self._tokenizer
+
     @classmethod
     async def connect(cls, config: UpstreamConfig,
                       session_key: Callable[[], str | None] = lambda: None,

@@ -83,3 +83,52 @@ def test_all_upstreams_down_is_a_503_not_an_exit_and_they_come_back(fakes) -> No
             time.sleep(0.2)
         assert client.post("/v1/chat/completions", json=chat).status_code == 200
     assert not died
+
+
+HERMES_ANSWER = ('Let me check. <tool_call>{"name": "get_weather", "arguments": '
+                 '{"city": "Paris"}}</tool_call>')
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "parameters": {"type": "object",
+                                          "properties": {"city": {"type": "string"}}}}}
+
+
+class ToolCallingUpstream(FakeUpstream):
+    def words(self, index: int) -> list[str]:
+        return [HERMES_ANSWER]
+
+
+class HermesWordTokenizer(WordTokenizer):
+    """Words, plus the two markers vLLM's hermes parser looks up in the vocabulary."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vocab += ["<tool_call>", "</tool_call>"]
+
+    def get_vocab(self) -> dict[str, int]:
+        return {piece: i for i, piece in enumerate(self.vocab)}
+
+
+def test_auto_tool_calls_are_read_from_an_upstreams_answer(monkeypatch) -> None:
+    """`--tool-call-parser` works over `--upstream`: vLLM's parser reads the calls from
+    the upstream's text with the tokenizer loaded here."""
+    fake = ToolCallingUpstream("A")
+    connect = UpstreamEngine.connect.__func__  # type: ignore[attr-defined]
+
+    def fake_connect(cls, config, session_key):
+        return connect(cls, config, session_key, tokenizer=HermesWordTokenizer(),
+                       transport=lambda url: httpx.ASGITransport(app=create_fake_app(fake)))
+
+    monkeypatch.setattr(UpstreamEngine, "connect", classmethod(fake_connect))
+    settings = ServerSettings(upstream="http://a.test", tool_call_parser="hermes",
+                              enable_auto_tool_choice=True)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/chat/completions", json={
+            "model": "fake-model", "max_tokens": 64, "tools": [WEATHER],
+            "messages": [{"role": "user", "content": "Weather in Paris?"}]})
+    assert response.status_code == 200, response.text
+    choice = response.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    [call] = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    assert call["function"]["arguments"] == '{"city": "Paris"}'
+    assert fake.calls[-1]["skip_special_tokens"] is False  # hermes reads its markers
