@@ -64,7 +64,7 @@ class PairJudge:
         self.config = config
         self.mode = config.mode
         self.comparisons = config.comparisons
-        self.max_tokens = 1 if self.mode is JudgeMode.FAST else config.judge_max_tokens
+        self.max_tokens = judgment_tokens(config)
         self.extra_allowed = config.extra_judgment
         self.request_id = request_id
         self.seed = seed
@@ -142,20 +142,11 @@ class PairJudge:
         shown = [(p.text_a, p.text_b) if order[0] == p.a else (p.text_b, p.text_a)
                  for p, order, _, _ in jobs]
         await self._render(shown)
-        requests: list[GenerationRequest] = []
-        slots: list[int | None] = []
-        for (p, _, rid, k), texts in zip(jobs, shown, strict=True):
-            prompt, images = self._prompts[texts]
-            if prompt is not None and prompt.tokens + self.max_tokens <= self.engine.max_model_len:
-                slots.append(len(requests))
-                requests.append(GenerationRequest(rid, prompt.text, self._sampling(p.key, k),
-                                                  images=images, prompt_ids=prompt.token_ids))
-            else:
-                logger.warning("judge prompt %s does not fit the context; invalid vote", rid)
-                slots.append(None)
-        results = await self.engine.generate(requests) if requests else []
-        return [self._read(order, rid, None if slot is None else results[slot])
-                for (_, order, rid, _), slot in zip(jobs, slots, strict=True)]
+        results = await generate_judgments(self.engine, self.max_tokens, [
+            (rid, *self._prompts[texts], self._sampling(p.key, k))
+            for (p, _, rid, k), texts in zip(jobs, shown, strict=True)])
+        return [self._read(order, rid, result)
+                for (_, order, rid, _), result in zip(jobs, results, strict=True)]
 
     async def _render(self, shown: Sequence[tuple[str, str]]) -> None:
         """Render and tokenise each judge prompt not seen before in this request, off the
@@ -220,18 +211,33 @@ async def judge_given_prompts(engine: Engine, conversations: Sequence[Sequence[M
     both responses inside it): once each, as given, so a verdict of 1 or 2 names the
     response shown first or second. Same sampling and verdict reading as a match."""
     prompts = await render_judge_prompts(engine, conversations)
-    requests: list[GenerationRequest] = []
-    slots: list[int | None] = []
-    budget = 1 if config.mode is JudgeMode.FAST else config.judge_max_tokens
-    for rid, messages, prompt in zip(request_ids, conversations, prompts, strict=True):
-        if prompt is None or prompt.tokens + budget > engine.max_model_len:
+    results = await generate_judgments(engine, judgment_tokens(config), [
+        (rid, prompt, images_of(messages), judge_sampling(config, rid, 0))
+        for rid, messages, prompt in zip(request_ids, conversations, prompts, strict=True)])
+    return [read_judgment(config.mode, (1, 2), rid, result)
+            for rid, result in zip(request_ids, results, strict=True)]
+
+
+def judgment_tokens(config: SelfCriticConfig) -> int:
+    """A judgment's completion budget: one digit (fast), or the reasoning budget."""
+    return 1 if config.mode is JudgeMode.FAST else config.judge_max_tokens
+
+
+async def generate_judgments(
+        engine: Engine, budget: int,
+        jobs: Sequence[tuple[str, Prompt | None, tuple[Any, ...], SamplingOptions]]
+) -> list[GenerationResult | None]:
+    """Each job (request id, prompt, images, sampling) whose prompt and `budget` fit the
+    context, sent in one engine call so the engine batches them; None for the others
+    (their votes are invalid), in the order of `jobs`."""
+    fits = [prompt is not None and prompt.tokens + budget <= engine.max_model_len
+            for _, prompt, _, _ in jobs]
+    requests = [GenerationRequest(rid, prompt.text, sampling, images=images,
+                                  prompt_ids=prompt.token_ids)
+                for (rid, prompt, images, sampling), ok in zip(jobs, fits, strict=True)
+                if ok and prompt is not None]
+    for (rid, *_), ok in zip(jobs, fits, strict=True):
+        if not ok:
             logger.warning("judge prompt %s does not fit the context; invalid vote", rid)
-            slots.append(None)
-            continue
-        slots.append(len(requests))
-        requests.append(GenerationRequest(rid, prompt.text, judge_sampling(config, rid, 0),
-                                          images=images_of(messages),
-                                          prompt_ids=prompt.token_ids))
-    results = await engine.generate(requests) if requests else []
-    return [read_judgment(config.mode, (1, 2), rid, None if slot is None else results[slot])
-            for rid, slot in zip(request_ids, slots, strict=True)]
+    results = iter(await engine.generate(requests) if requests else [])
+    return [next(results) if ok else None for ok in fits]
