@@ -257,6 +257,13 @@ def write_results(name: str, data: dict[str, Any], markdown: str) -> tuple[Path,
     return json_path, md_path
 
 
+def publish(name: str, data: dict[str, Any], markdown: str) -> int:
+    """Write the results (`write_results`) and print the table; returns the exit code."""
+    write_results(name, data, markdown)
+    sys.stdout.write(markdown)
+    return 0
+
+
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     def cell(v: Any) -> str:
         if v is None:

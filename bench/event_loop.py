@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,10 +26,10 @@ from _common import (  # bench/ is not a package: its folder is on sys.path
     machine,
     md_table,
     percentile,
+    publish,
     rounded,
     setup_logging,
     start_selfcritic,
-    write_results,
 )
 
 PROSE = "The quick brown fox jumps over the lazy dog, then naps in the warm afternoon sun. "
@@ -125,10 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
     data["machine_at_end"] = machine()
-    md = markdown(data)
-    write_results(args.name, data, md)
-    sys.stdout.write(md)
-    return 0
+    return publish(args.name, data, markdown(data))
 
 
 if __name__ == "__main__":

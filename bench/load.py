@@ -50,10 +50,10 @@ from _common import (  # bench/ is not a package: its folder is on sys.path
     percentile,
     post_json,
     process_tree_rss,
+    publish,
     rounded,
     setup_logging,
     start_selfcritic,
-    write_results,
 )
 
 logger = logging.getLogger("bench.load")
@@ -304,10 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
     data["machine_at_end"] = machine()
-    md = markdown(data)
-    write_results(args.name, data, md)
-    sys.stdout.write(md)
-    return 0
+    return publish(args.name, data, markdown(data))
 
 
 def flood_main(args: argparse.Namespace, start: dict[str, Any],
@@ -323,10 +320,7 @@ def flood_main(args: argparse.Namespace, start: dict[str, Any],
     data = json.loads(previous.read_text()) if previous.exists() else {"benchmark": "load"}
     data["flood"] = {"machine": start, "settings": settings, "cases": cases,
                      "machine_at_end": machine()}
-    md = markdown(data)
-    write_results(args.name, data, md)
-    sys.stdout.write(md)
-    return 0
+    return publish(args.name, data, markdown(data))
 
 
 if __name__ == "__main__":

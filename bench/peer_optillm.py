@@ -44,11 +44,11 @@ from _common import (  # bench/ is not a package: its folder is on sys.path
     md_table,
     percentile,
     post_json,
+    publish,
     rounded,
     setup_logging,
     start_selfcritic,
     start_vllm,
-    write_results,
 )
 
 from critic_loop.answers import grade
@@ -245,10 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "model": served, "eager": eager,
                             "questions_file": str(questions_path.relative_to(RESULTS.parent.parent))},
                "summary": summary, "speedups": speedups(summary, args.ns), "rows": rows}
-    md = markdown(payload)
-    write_results(args.name, payload, md)
-    sys.stdout.write(md)
-    return 0
+    return publish(args.name, payload, markdown(payload))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,10 @@ from _common import (  # bench/ is not a package: its folder is on sys.path
     machine,
     md_table,
     percentile,
+    publish,
     rounded,
     setup_logging,
     start_selfcritic,
-    write_results,
 )
 from load import FLOOD_CASES, status_summary, timed_load
 
@@ -147,10 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for server in servers:
             server.stop()
     data["machine_at_end"] = machine()
-    md = markdown(data)
-    write_results(args.name, data, md)
-    sys.stdout.write(md)
-    return 0
+    return publish(args.name, data, markdown(data))
 
 
 if __name__ == "__main__":

@@ -36,11 +36,11 @@ from _common import (  # bench/ is not a package: its folder is on sys.path
     md_table,
     percentile,
     post_json,
+    publish,
     rounded,
     setup_logging,
     start_selfcritic,
     start_vllm,
-    write_results,
 )
 
 logger = logging.getLogger("bench.serve_throughput")
@@ -194,10 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "kv_cache_bytes": 2 * 1024**3, "max_num_seqs": 64},
             "startup_s": {name: round(s.started_s, 1) for name, s in servers.items()},
             **data}
-    md = markdown(data)
-    write_results(args.name, data, md)
-    sys.stdout.write(md)
-    return 0
+    return publish(args.name, data, markdown(data))
 
 
 if __name__ == "__main__":

@@ -32,11 +32,11 @@ from _common import (  # bench/ is not a package: its folder is on sys.path
     md_table,
     percentile,
     post_json,
+    publish,
     rounded,
     setup_logging,
     start_selfcritic,
     start_vllm,
-    write_results,
 )
 
 logger = logging.getLogger("bench.upstream_overhead")
@@ -154,10 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "settings": {**{k: v for k, v in vars(args).items() if k != "verbose"},
                          "model": served, "eager": True, "max_model_len": 2048},
             **data}
-    md = markdown(data)
-    write_results(args.name, data, md)
-    sys.stdout.write(md)
-    return 0
+    return publish(args.name, data, markdown(data))
 
 
 if __name__ == "__main__":
