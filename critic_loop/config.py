@@ -18,6 +18,14 @@ MAX_CANDIDATES = 128
 MAX_COMPARISONS = 64
 SCHEDULES = ("rounds", "pipelined")
 MERGES = ("text", "answer")
+SELECTS = ("knockout", "league", "vote", "confidence", "hybrid")
+"""Selection strategies (`critic_loop.selection.registry`)."""
+DEFAULT_SELECT = "knockout"
+"""The strategy a request that names none runs (to be chosen by measurement, issue 17)."""
+MAX_LEAGUE_CANDIDATES = 16
+"""A league judges every pair of entrants, U(U−1)/2 matches: 120 at 16 candidates."""
+DEFAULT_JUDGE_WEIGHT = 0.5
+"""Hybrid's say for a judge whose reliability was not measured: half of a perfect one's."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,18 @@ class SelfCriticConfig:
     answer_pattern: str | None = field(default=None, metadata={
         "help": "A regular expression that reads the answer instead (its last match; group "
                 "1 if it has groups, else the whole match)."})
+    select: str = field(default=DEFAULT_SELECT, metadata={
+        "help": "How the winner is chosen (critic_loop.selection): 'knockout' (the bracket); "
+                "'league' (every pair of entrants, ranked by win rate; at most "
+                f"{MAX_LEAGUE_CANDIDATES} candidates); 'vote' (the answer most candidates "
+                "gave); 'confidence' (the answer with the most DeepConf confidence); "
+                "'hybrid' (vote and confidence rank, the judge weighs in on the top two)."})
+    include_greedy: bool = field(default=False, metadata={
+        "help": "Make candidate 0 the greedy (temperature 0) decode, the other N−1 sampled, "
+                "so the pool always holds the answer greedy decoding would give."})
+    judge_weight: float = field(default=DEFAULT_JUDGE_WEIGHT, metadata={
+        "help": "Hybrid: the judge's reliability in [0, 1] (2·p_comp − 1: 0 a coin, 1 always "
+                "right), the weight of its verdict between the top two; 0 never calls it."})
 
     def __post_init__(self) -> None:
         _check_int("candidates", self.candidates, 1, MAX_CANDIDATES)
@@ -84,6 +104,19 @@ class SelfCriticConfig:
             if not isinstance(self.answer_pattern, str):
                 raise ValueError(f"answer_pattern must be a string, got {self.answer_pattern!r}")
             compile_pattern(self.answer_pattern)
+        if self.select not in SELECTS:
+            allowed = ", ".join(repr(s) for s in SELECTS)
+            raise ValueError(f"select must be one of {allowed}, got {self.select!r}")
+        if self.select == "league" and self.candidates > MAX_LEAGUE_CANDIDATES:
+            raise ValueError(f"select 'league' judges every pair of candidates, so it takes at "
+                             f"most {MAX_LEAGUE_CANDIDATES} candidates, got {self.candidates}; "
+                             "use 'knockout' or 'hybrid' for more")
+        if not isinstance(self.include_greedy, bool):
+            raise ValueError(f"include_greedy must be true or false, got {self.include_greedy!r}")
+        weight = self.judge_weight
+        if (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                or not 0 <= weight <= 1):
+            raise ValueError(f"judge_weight must be a number in [0, 1], got {weight!r}")
 
     @property
     def mode(self) -> JudgeMode:
@@ -111,10 +144,24 @@ class SelfCriticConfig:
         return min(self.comparisons, 2) if self.greedy_judge else self.comparisons
 
     @property
+    def max_matches(self) -> int:
+        """Matches judged at most: N−1 in a knockout, every pair in a league, the final
+        between the top two in a hybrid (none when its judge has no weight), none in a vote."""
+        n = self.candidates
+        if self.select == "knockout":
+            return n - 1
+        if self.select == "league":
+            return n * (n - 1) // 2
+        if self.select == "hybrid":
+            return int(n > 1 and self.judge_weight > 0)
+        return 0
+
+    @property
     def peak_judge_sequences(self) -> int:
         """The most judgments in flight at once: every distinct judgment of every
-        first-round match."""
-        return (self.candidates // 2) * self.distinct_comparisons
+        first-round match (a league plays all its matches at once)."""
+        matches = (self.candidates // 2) if self.select == "knockout" else self.max_matches
+        return matches * self.distinct_comparisons
 
     @property
     def peak_sequences(self) -> int:
@@ -128,22 +175,26 @@ class SelfCriticConfig:
 
     @property
     def judge_generations(self) -> int:
-        """Judgments generated at most for `candidates` distinct candidates: (N−1) matches
-        of `distinct_comparisons`, plus the extra one per match when allowed."""
-        return (self.candidates - 1) * (self.distinct_comparisons + int(self.extra_judgment))
+        """Judgments generated at most for `candidates` distinct candidates: `max_matches`
+        ((N−1) in a knockout) of `distinct_comparisons`, plus the extra one per match when
+        allowed."""
+        return self.max_matches * (self.distinct_comparisons + int(self.extra_judgment))
 
     @property
     def max_judge_calls(self) -> int:
-        """Judge calls at most for `candidates` distinct candidates: (N−1)·K, plus one per
-        match when `extra_judgment` holds (every match could split)."""
-        return (self.candidates - 1) * (self.comparisons + int(self.extra_judgment))
+        """Judge calls at most for `candidates` distinct candidates: `max_matches`·K
+        ((N−1)·K in a knockout), plus one per match when `extra_judgment` holds (every
+        match could split)."""
+        return self.max_matches * (self.comparisons + int(self.extra_judgment))
 
     def to_dict(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "judge": self.mode.value,
                 "comparisons": self.comparisons, "judge_max_tokens": self.judge_max_tokens,
                 "judge_temperature": self.judge_temperature, "return_trace": self.return_trace,
                 "seed": self.seed, "schedule": self.schedule, "merge": self.merge,
-                "answer_format": self.answer_format, "answer_pattern": self.answer_pattern}
+                "answer_format": self.answer_format, "answer_pattern": self.answer_pattern,
+                "select": self.select, "include_greedy": self.include_greedy,
+                "judge_weight": self.judge_weight}
 
 
 def _check_int(name: str, value: Any, low: int | None, high: int | None) -> None:

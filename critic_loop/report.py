@@ -17,6 +17,7 @@ from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion
 from critic_loop.entrants import find_duplicates
 from critic_loop.match import DECIDERS, Judgment
+from critic_loop.selection.signals import CandidateSignals
 from critic_loop.tournament import KnockoutResult, RoundRecord
 
 
@@ -51,7 +52,8 @@ class TokenUsage:
 
 @dataclass(frozen=True)
 class SelfCriticReport:
-    """One run's summary; `knockout` keeps every match for the trace."""
+    """One run's summary; `knockout` keeps every match for the trace (whatever strategy
+    chose: a league's or a hybrid's matches are its rounds, a vote has none)."""
 
     config: SelfCriticConfig
     knockout: KnockoutResult
@@ -61,6 +63,10 @@ class SelfCriticReport:
     """What the run changed from what was asked (e.g. the schedule), in words."""
     images: int = 0
     """Images every candidate and judgment saw (a count: the report never holds them)."""
+    selection: Mapping[str, Any] = field(default_factory=dict)
+    """The selection strategy's own details (`critic_loop.selection.base.Selection`)."""
+    signals: tuple[CandidateSignals | None, ...] = ()
+    """Per candidate, its confidence signals (None without logprobs)."""
 
     @property
     def judge_usage(self) -> TokenUsage:
@@ -112,6 +118,8 @@ class SelfCriticReport:
         """The `self_critic` object of a response, with the trace when the config asks."""
         out: dict[str, Any] = {
             "candidates": self.knockout.size,
+            "select": self.config.select,
+            "include_greedy": self.config.include_greedy,
             "judge": self.config.mode.value,
             "comparisons": self.config.comparisons,
             "schedule": self.config.schedule,
@@ -133,7 +141,8 @@ class SelfCriticReport:
         if self.images:
             out["images"] = self.images
         if self.config.return_trace:
-            out["trace"] = trace_dict(self.knockout, self.candidates)
+            out["trace"] = trace_dict(self.knockout, self.candidates, self.signals)
+            out["trace"]["selection"] = {"strategy": self.config.select, **self.selection}
             if self.images:
                 out["trace"]["images"] = self.images
             if self.config.merge == "answer":
@@ -141,9 +150,10 @@ class SelfCriticReport:
         return out
 
 
-def trace_dict(knockout: KnockoutResult, candidates: Sequence[Completion] = ()
-               ) -> dict[str, Any]:
-    """Every candidate and every round's matches with their judgments."""
+def trace_dict(knockout: KnockoutResult, candidates: Sequence[Completion] = (),
+               signals: Sequence[CandidateSignals | None] = ()) -> dict[str, Any]:
+    """Every candidate (with its confidence signals when known) and every round's matches
+    with their judgments."""
     texts: Mapping[int, Completion] = {c.index: c for c in candidates}
     out: dict[str, Any] = {
         "ranking": list(knockout.ranking),
@@ -152,7 +162,8 @@ def trace_dict(knockout: KnockoutResult, candidates: Sequence[Completion] = ()
              "finish_reason": texts[i].finish_reason if i in texts else None,
              "completion_tokens": texts[i].completion_tokens if i in texts else None,
              "duplicate_of": knockout.duplicate_of[i],
-             "preference": round(knockout.preference[i], 6)}
+             "preference": round(knockout.preference[i], 6),
+             "signals": _signals_dict(signals, i)}
             for i in range(knockout.size)],
         "rounds": [_round_dict(r) for r in knockout.rounds],
     }
@@ -175,3 +186,9 @@ def _round_dict(record: RoundRecord) -> dict[str, Any]:
     if record.walkovers:
         out["walkovers"] = [w.to_dict() for w in record.walkovers]
     return out
+
+
+def _signals_dict(signals: Sequence[CandidateSignals | None], i: int
+                  ) -> dict[str, Any] | None:
+    found = signals[i] if i < len(signals) else None
+    return None if found is None else found.to_dict()

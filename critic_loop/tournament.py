@@ -240,18 +240,13 @@ def knockout_result(size: int, winner: int, draw: Draw, rounds: Sequence[RoundRe
     """Rank the candidates: the winner, then complete entrants before truncated ones (answer
     merging), then losers of later rounds above earlier ones, within a round by preference
     share, then index; each entrant's other members right after its representative."""
-    weight: dict[int, float] = Counter()
-    weighed: dict[int, int] = Counter()
     eliminated: dict[int, int] = {}
     for record in rounds:
         for walkover in record.walkovers:
             eliminated[walkover.loser] = record.number
         for match in record.matches:
             eliminated[match.loser] = record.number
-            for side, score in zip(match.pair, match.score, strict=True):
-                weight[side] += score
-                weighed[side] += match.weighted
-    share = {c: weight[c] / weighed[c] if weighed[c] else 0.5 for c in range(size)}
+    share = preference_shares(size, [m for r in rounds for m in r.matches])
     duplicate_of, demoted = draw.duplicate_of, draw.demoted
     originals = [c for c in range(size) if duplicate_of[c] is None]
     order = sorted(originals, key=lambda c: (c != winner, c in demoted,
@@ -261,6 +256,18 @@ def knockout_result(size: int, winner: int, draw: Draw, rounds: Sequence[RoundRe
     preference = tuple(share[c if d is None else d] for c, d in enumerate(duplicate_of))
     return KnockoutResult(size, winner, ranking, preference, tuple(duplicate_of),
                           tuple(rounds), tuple(discarded), draw.entrants)
+
+
+def preference_shares(size: int, matches: Sequence[MatchResult]) -> dict[int, float]:
+    """Per candidate: its share of the weight (votes or probabilities) in the matches it
+    played; 0.5 for one that played none."""
+    weight: dict[int, float] = Counter()
+    weighed: dict[int, int] = Counter()
+    for match in matches:
+        for side, score in zip(match.pair, match.score, strict=True):
+            weight[side] += score
+            weighed[side] += match.weighted
+    return {c: weight[c] / weighed[c] if weighed[c] else 0.5 for c in range(size)}
 
 
 def draw_seed(seed: int | None) -> int:
