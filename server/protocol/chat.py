@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from critic_loop.config import SELECTS
 from critic_loop.engine import SamplingOptions, StructuredOutput
 from server.protocol.advisory import AdvisoryFields
 from server.protocol.fields import Seed, StopText, Text
@@ -83,6 +84,16 @@ class SelfCriticOptions(BaseModel):
     answer_pattern: str | None = Field(
         None, max_length=500, description="A regular expression that reads the answer "
                                           "instead: its last match, group 1 if any.")
+    select: Literal[SELECTS] | None = Field(
+        None, description="How the winner is chosen: 'knockout' (pairwise bracket), "
+                          "'league' (every pair, by win rate), 'vote' (majority answer), "
+                          "'confidence' (confidence-weighted vote), 'hybrid' (vote and "
+                          "confidence, the judge weighted on the top two).")
+    include_greedy: bool | None = Field(
+        None, description="Make candidate 0 the greedy (temperature 0) decode.")
+    judge_weight: float | None = Field(
+        None, ge=0, le=1, description="Hybrid: the judge's reliability in [0, 1], its "
+                                      "verdict's weight between the top two (0: not asked).")
 
 
 class ChatCompletionRequest(SamplingFields, StructuredOutputFields, ToolFields,
