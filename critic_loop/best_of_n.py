@@ -27,7 +27,7 @@ from critic_loop.engine import (
 from critic_loop.images import images_of
 from critic_loop.pairwise import PairJudge
 from critic_loop.report import SelfCriticReport, TokenUsage
-from critic_loop.selection.base import Pool, Selection
+from critic_loop.selection.base import GroupBy, Pool, Selection
 from critic_loop.selection.knockout import knockout_selection
 from critic_loop.selection.registry import get_strategy, select
 from critic_loop.selection.signals import TOP_LOGPROBS, candidate_signals
@@ -56,8 +56,8 @@ class BestOfNResult:
 
 async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Message],
                     sampling: SamplingOptions, config: SelfCriticConfig,
-                    request_id: str, prompt_ids: tuple[int, ...] | None = None
-                    ) -> BestOfNResult:
+                    request_id: str, prompt_ids: tuple[int, ...] | None = None,
+                    *, group_by: GroupBy | None = None) -> BestOfNResult:
     """Sample `config.candidates` answers to `prompt` and rank them by `config.select`.
 
     `prompt` is the rendered chat prompt (`prompt_ids` its tokens, when the engine's
@@ -68,7 +68,8 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
     `r{round}-m{match}`, a league's `l-{a}-{b}`, a hybrid's `h-final`); cancelling the
     awaiting task cancels them. A strategy that reads confidence (or a trace) has the
     candidates sampled with top-k logprobs; the candidates come back with only the
-    logprobs `sampling` asked for.
+    logprobs `sampling` asked for. `group_by` groups the candidates into answers for
+    the strategies that group (instead of extracting answers).
     """
     seed = draw_seed(config.seed)
     config, notes = _schedule(config)
@@ -93,7 +94,7 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
         result = _joined(await engine.generate(requests))
         completions = _check_candidates(result, config.candidates)
         signals = tuple(candidate_signals(c.logprobs) for c in completions)
-        selection = await select(Pool(completions, signals), judge, config)
+        selection = await select(Pool(completions, signals, group_by), judge, config)
     completions = tuple(_as_asked(c, sampling.logprobs) for c in completions)
     report = SelfCriticReport(config, selection.played,
                               TokenUsage(result.prompt_tokens, result.completion_tokens),

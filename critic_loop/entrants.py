@@ -10,7 +10,7 @@ count settles a split before the coin does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -94,12 +94,22 @@ class Draw:
         the samples are exchangeable, and per-token logprobs exist only when the client
         asked for them, so the index is the choice every request can make.
         """
-        groups: dict[tuple[str, str], list[int]] = {}
-        answers: list[str | None] = []
-        for i, completion in enumerate(completions):
-            answer = extract_answer(completion.text, fmt, pattern)
-            answers.append(answer)
-            key = ("answer", answer) if answer is not None else ("text", normalise(completion.text))
+        answers = [extract_answer(c.text, fmt, pattern) for c in completions]
+        keys = [("answer", a) if a is not None else ("text", normalise(c.text))
+                for c, a in zip(completions, answers, strict=True)]
+        return cls.of_keys(completions, keys, answers)
+
+    @classmethod
+    def of_keys(cls, completions: Sequence[Completion], keys: Sequence[Hashable],
+                answers: Sequence[str | None] | None = None) -> Draw:
+        """One slot per distinct key, in order of first appearance, under the rules of
+        answer merging: how `of_answers` groups, with the grouping given (e.g. by what
+        candidate programs do on the prompt's examples). `answers` labels the entrants."""
+        if len(keys) != len(completions):
+            raise ValueError(f"{len(keys)} keys for {len(completions)} completions")
+        answers = list(answers) if answers is not None else [None] * len(completions)
+        groups: dict[Hashable, list[int]] = {}
+        for i, key in enumerate(keys):
             groups.setdefault(key, []).append(i)
         entrants = []
         duplicate_of: list[int | None] = [None] * len(completions)

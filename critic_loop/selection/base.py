@@ -8,7 +8,7 @@ report and the metrics already read), and its own details for the trace.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +19,19 @@ from critic_loop.pairwise import PairJudge
 from critic_loop.selection.signals import CandidateSignals
 from critic_loop.tournament import KnockoutResult, RoundRecord, preference_shares
 
+GroupBy = Callable[[Sequence[Completion]], Sequence[Hashable]]
+"""One key per candidate; candidates with equal keys form one answer group (e.g. programs
+that behave alike on the prompt's own examples). Replaces grouping by extracted answer."""
+
 
 @dataclass(frozen=True)
 class Pool:
-    """The candidates, by index, and each one's signals (None without logprobs)."""
+    """The candidates, by index, each one's signals (None without logprobs), and how they
+    group into answers when not by `critic_loop.answers` extraction."""
 
     completions: tuple[Completion, ...]
     signals: tuple[CandidateSignals | None, ...]
+    group_by: GroupBy | None = None
 
     @property
     def texts(self) -> list[str]:
@@ -71,8 +77,13 @@ class Strategy:
 
 
 def answer_draw(pool: Pool, config: SelfCriticConfig) -> Draw:
-    """Candidates grouped by extracted answer (text when they have none)."""
-    return Draw.of_answers(pool.completions, config.answer_format, config.answer_pattern)
+    """Candidates grouped by `pool.group_by`, else by extracted answer (text when they have
+    none)."""
+    if pool.group_by is None:
+        return Draw.of_answers(pool.completions, config.answer_format, config.answer_pattern)
+    keys = list(pool.group_by(pool.completions))
+    return Draw.of_keys(pool.completions, keys,
+                        [k if isinstance(k, str) else None for k in keys])
 
 
 def merged_draw(pool: Pool, config: SelfCriticConfig) -> Draw:

@@ -116,3 +116,25 @@ def test_admission_counts_each_strategys_judging() -> None:
     assert cost("hybrid") == (1, 2, 2)
     assert cost("hybrid", judge_weight=0.0) == (0, 0, 0)
     assert cost("vote") == cost("confidence") == (0, 0, 0)
+
+
+async def test_a_given_grouping_replaces_answer_extraction() -> None:
+    # Texts differ in every number, so extraction makes four singletons; a grouping by
+    # behaviour (here: the number's parity) puts 1, 3 and 5 together.
+    texts = ["def f(): return 1", "def f(): return 2", "def f(): return 3",
+             "def f(): return 5"]
+    engine = ScriptedEngine(lambda request, index: texts[index])
+
+    def by_parity(completions):
+        return [f"odd={int(c.text.split()[-1]) % 2}" for c in completions]
+
+    result = await best_of_n(engine, PROMPT, "Write f.", SamplingOptions(),
+                             SelfCriticConfig(candidates=4, select="vote", seed=1,
+                                              return_trace=True), "req", group_by=by_parity)
+    assert [c.index for c in result.ranked] == [0, 2, 3, 1]
+    groups = result.report.to_dict()["trace"]["selection"]["groups"]
+    assert [(g["answer"], g["votes"]) for g in groups] == [("odd=1", 3), ("odd=0", 1)]
+    with pytest.raises(ValueError, match="2 keys for 4 completions"):
+        await best_of_n(ScriptedEngine(lambda request, index: texts[index]), PROMPT, "Write f.",
+                        SamplingOptions(), SelfCriticConfig(candidates=4, select="vote"), "req",
+                        group_by=lambda completions: ["a", "b"])
