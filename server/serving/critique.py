@@ -22,7 +22,7 @@ from server.errors import APIError, bad_request, context_length_error
 from server.media import ImageRef, MediaPolicy, chat_image_refs, placeholder_messages
 from server.metrics import Metrics
 from server.protocol.critique import CritiqueRequest
-from server.serving.served_model import SELF_CRITIC_SUFFIX, model_not_found
+from server.serving.served_model import asks_self_critic
 from server.settings import ServerSettings
 
 
@@ -55,8 +55,8 @@ class CritiqueService:
         configuration: cheap (no templating, no tokenising, nothing fetched), so it runs on
         the event loop and the critique is admitted on its cost before any of that work."""
         base = self.engine.model_name
-        if request.model not in (None, base, base + SELF_CRITIC_SUFFIX):
-            raise model_not_found(str(request.model), base)
+        if request.model is not None:  # the judge is the same model under either name
+            asks_self_critic(request.model, base)
         if request.has_images() and not self.engine.supports_images:
             raise bad_request(f"The model {base!r} reads text only; it cannot judge a "
                               "question with images.",
