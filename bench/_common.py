@@ -1,7 +1,8 @@
 """What the benchmarks share: starting and stopping servers, timed load, summaries, results.
 
 Each benchmark starts the servers it measures as subprocesses in their own session (so a
-stop takes the whole tree, vLLM's engine core included), waits for /health, and writes its
+stop takes the whole tree, vLLM's engine core included; ours on a port it binds itself,
+read from its log as `evaluation.local_server` reads it), waits for /health, and writes its
 figures to bench/results/ as JSON plus a Markdown table, with the machine's load beside them
 (the benchmark machines are shared).
 """
@@ -16,7 +17,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from evaluation.local_server import bound_url, free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -43,12 +45,6 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 # -- servers ----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
     """A server this benchmark started: its name, URL, process (session leader) and log."""
@@ -79,11 +75,12 @@ class Server:
         return self.log_path.read_text(errors="replace")[-chars:]
 
 
-def launch(name: str, argv: Sequence[str], model: str, port: int,
+def launch(name: str, argv: Sequence[str], model: str, port: int | None,
            start_timeout_s: float = 900, env: dict[str, str] | None = None,
            cwd: Path = REPO) -> Server:
-    """Start `argv` (which must listen on `port`) in `cwd` with `env` added to this
-    environment and wait until GET /health is 200."""
+    """Start `argv` in `cwd` with `env` added to this environment and wait until GET
+    /health is 200. It must listen on `port`, or (None) be `selfcritic serve --port 0`,
+    whose bound URL is read from its log."""
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / f"{name}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
@@ -91,20 +88,18 @@ def launch(name: str, argv: Sequence[str], model: str, port: int,
     t0 = time.monotonic()
     process = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(name, f"http://127.0.0.1:{port}", model, process, log_path)
     logger.info("starting %s (pid %d, log %s)", name, process.pid, log_path)
-    deadline = t0 + start_timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
-                server.started_s = time.monotonic() - t0
-                logger.info("%s is healthy after %.0f s", name, server.started_s)
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
+    url = f"http://127.0.0.1:{port}" if port is not None else bound_url(process, log_path)
+    server = Server(name, url, model, process, log_path)
+    try:
+        healthy = wait_healthy(url, process, server.log_tail, start_timeout_s, interval_s=1)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log_tail()}") \
+            from exc
+    if healthy:
+        server.started_s = time.monotonic() - t0
+        logger.info("%s is healthy at %s after %.0f s", name, url, server.started_s)
+        return server
     server.stop()
     raise RuntimeError(f"{name} not healthy after {start_timeout_s} s:\n{server.log_tail()}")
 
@@ -113,12 +108,12 @@ def start_selfcritic(eager: bool, extra: Sequence[str] = (), name: str = "selfcr
                      model_name: str = "smollm2-135m-instruct", checkout: Path = REPO) -> Server:
     """`selfcritic serve` on the default model (max_model_len 2048, 2 GiB KV cache on CPU),
     from `checkout` (another checkout of this repository, e.g. a `git worktree` of an older
-    commit, runs that commit's server with this venv)."""
-    port = free_port()
-    argv = [sys.executable, "-m", "server.cli", "serve", "--port", str(port),
+    commit since the server logs the port it bound, runs that commit's server with this
+    venv). It binds a free port itself (`--port 0`): no other process can take it first."""
+    argv = [sys.executable, "-m", "server.cli", "serve", "--port", "0",
             "--max-model-len", "2048", "--seed", "0", "--max-num-seqs", "64",
             "--enforce-eager" if eager else "--no-enforce-eager", *extra]
-    return launch(name, argv, model_name, port, cwd=checkout)
+    return launch(name, argv, model_name, None, cwd=checkout)
 
 
 OUR_CPU_ENGINE_ARGS = ("--block-size", "32", "--no-enable-chunked-prefill",

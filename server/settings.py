@@ -38,7 +38,8 @@ class ServerSettings(BaseSettings):
     upstream: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="OpenAI-compatible servers to run on instead of starting vLLM here, "
-                    "comma-separated (e.g. vLLM's own: http://host:8000). --model is then unused.")
+                    "comma-separated (e.g. vLLM's own: http://host:8000, or its base URL "
+                    "http://host:8000/v1). --model is then unused.")
     upstream_api_key: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="API key(s) for the upstreams: one for all, or one per upstream in the "

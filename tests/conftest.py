@@ -1,20 +1,19 @@
-"""Shared fixtures: `launch_server` starts the real `selfcritic serve` as a subprocess."""
+"""Shared fixtures: `launch_server` starts the real `selfcritic serve` as a subprocess
+(with the project's one launcher, `evaluation.local_server`)."""
 
 from __future__ import annotations
 
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from evaluation.local_server import bound_url, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = float(os.environ.get("SELFCRITIC_TEST_START_TIMEOUT", "600"))
@@ -42,12 +41,6 @@ class ServerProcess:
         return self.process.returncode
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(args: list[str], log_path: Path, env: dict[str, str] | None = None,
                  health_headers: dict[str, str] | None = None) -> ServerProcess:
     """Start `selfcritic serve ARGS` on a port it binds itself (`--port 0`: no other
@@ -58,44 +51,12 @@ def start_server(args: list[str], log_path: Path, env: dict[str, str] | None = N
         [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--enforce-eager",
          *args], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
-    server = ServerProcess(_bound_url(process, log_path), process, log_path)
+    server = ServerProcess(bound_url(process, log_path), process, log_path)
     if not wait_healthy(server.url, process, server.log, START_TIMEOUT_S, health_headers, 1.0):
         server.stop(signal.SIGKILL)
         raise RuntimeError(f"server not healthy after {START_TIMEOUT_S}s:\n"
                            f"{server.log()[-4000:]}")
     return server
-
-
-def _bound_url(process: subprocess.Popen, log_path: Path, timeout_s: float = 120) -> str:
-    """The URL the server logs once it has bound its port (`server.runner`)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = re.search(r"Bound (http://\S+);", log_path.read_text(errors="replace"))
-        if found:
-            return found.group(1)
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"the server bound no port (exit {process.poll()}):\n"
-                       f"{log_path.read_text(errors='replace')[-4000:]}")
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log: Callable[[], str], timeout_s: float,
-                 headers: dict[str, str] | None = None, interval_s: float = 0.5) -> bool:
-    """Poll `url`/health until it answers 200 (True) or `timeout_s` passes (False); raise
-    with the log's tail if the process exits first."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}:\n{log()[-4000:]}")
-        try:
-            if httpx.get(url + "/health", headers=headers, timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(interval_s)
-    return False
 
 
 @pytest.fixture(scope="session")

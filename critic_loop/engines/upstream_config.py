@@ -47,6 +47,7 @@ class UpstreamConfig:
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"upstream URL must start with http:// or https://: {url!r}")
+        object.__setattr__(self, "urls", tuple(server_root(url) for url in self.urls))
         if len(self.api_keys) not in (0, 1, len(self.urls)):
             raise ValueError(f"{len(self.api_keys)} upstream API keys for {len(self.urls)} "
                              "upstreams: give one key for all, or one per upstream")
@@ -55,6 +56,17 @@ class UpstreamConfig:
         if not self.api_keys:
             return None
         return (self.api_keys[0] if len(self.api_keys) == 1 else self.api_keys[index]) or None
+
+
+def server_root(url: str) -> str:
+    """The server's root from an upstream URL given either way: as the root, or as the
+    `/v1` base URL that the openai client, LiteLLM and optillm take (paths are added here).
+
+    >>> [server_root(u) for u in ("http://h:8000", "http://h:8000/v1/", "https://h/proxy/v1")]
+    ['http://h:8000', 'http://h:8000', 'https://h/proxy']
+    """
+    root = url.rstrip("/")
+    return root.removesuffix("/v1").rstrip("/")
 
 
 def client_for(url: str, config: UpstreamConfig, index: int,
@@ -72,21 +84,26 @@ async def discover_model(config: UpstreamConfig,
                           ) -> dict[str, Any]:
     """The upstream model's `/v1/models` entry, from the first upstream that answers."""
     deadline = time.monotonic() + config.connect_wait_s
+    # What each upstream did last, for the error: a status is named, so that a wrong URL
+    # (a 404) is not mistaken for a server that is still starting
+    last: dict[str, str] = {}
     while True:
         for index, url in enumerate(config.urls):
             async with client_for(url, config, index, transport) as client:
                 try:
                     response = await client.get("/v1/models")
-                except httpx.TransportError:
+                except httpx.TransportError as exc:
+                    last[url] = f"{display_url(url)} did not answer ({type(exc).__name__})"
                     continue
             if response.status_code == 200:
                 return choose_model(response.json().get("data") or [], config.model, url)
-            logger.warning("Upstream %s: /v1/models answered HTTP %d", display_url(url),
-                           response.status_code)
+            last[url] = (f"{display_url(url)}/v1/models answered HTTP {response.status_code}"
+                         + (" (not found: give the server's root or its /v1 base URL)"
+                            if response.status_code == 404 else ""))
+            logger.warning("Upstream %s", last[url])
         if time.monotonic() > deadline:
             raise EngineError(f"no upstream answered /v1/models within "
-                              f"{config.connect_wait_s:.0f} s: "
-                              f"{', '.join(map(display_url, config.urls))}")
+                              f"{config.connect_wait_s:.0f} s: {'; '.join(last.values())}")
         await asyncio.sleep(1.0)
 
 

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from server.protocol.base import RequestModel
 
 ADVISORY_FIELDS = ("user", "metadata", "store", "service_tier", "prompt_cache_key",
                    "prompt_cache_retention", "safety_identifier", "parallel_tool_calls",
                    "modalities")
 
 
-class AdvisoryFields(BaseModel):
+class AdvisoryFields(RequestModel):
     """Accepted for compatibility; none of them changes the answer."""
 
     user: str | None = None

@@ -10,23 +10,24 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from critic_loop.config import SELECTS
 from critic_loop.engine import SamplingOptions, StructuredOutput
 from server.protocol.advisory import AdvisoryFields
+from server.protocol.base import OpenAIObject
 from server.protocol.fields import Seed, StopText, Text
 from server.protocol.sampling_fields import SamplingFields
 from server.protocol.structured import StructuredOutputFields
 from server.protocol.tools import ToolFields
 
 
-class TextPart(BaseModel):
+class TextPart(OpenAIObject):
     type: Literal["text"]
     text: Text
 
 
-class ImageURL(BaseModel):
+class ImageURL(OpenAIObject):
     url: str
     detail: str | None = None
 
 
-class ImagePart(BaseModel):
+class ImagePart(OpenAIObject):
     type: Literal["image_url"]
     image_url: ImageURL
 
@@ -34,8 +35,8 @@ class ImagePart(BaseModel):
 ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class ChatMessage(OpenAIObject):
+    model_config = ConfigDict(extra="allow")  # a tool conversation's fields, for its template
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: Text | list[ContentPart] | None = None
@@ -57,7 +58,7 @@ class ChatMessage(BaseModel):
         return message
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(OpenAIObject):
     include_usage: bool = False
 
 
@@ -100,8 +101,6 @@ class ChatCompletionRequest(SamplingFields, StructuredOutputFields, ToolFields,
                             AdvisoryFields):
     """`POST /v1/chat/completions`. A field this server does not implement is a 400 that
     names it; OpenAI's advisory fields (`user`, `metadata`, ...) are accepted and ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str
     messages: list[ChatMessage] = Field(min_length=1)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from critic_loop.engine import Completion, SamplingOptions, TokenLogprob
 from server.protocol.advisory import AdvisoryFields
@@ -25,8 +25,6 @@ MAX_LOGPROBS = 20
 
 class CompletionRequest(SamplingFields, StructuredOutputFields, AdvisoryFields):
     """`POST /v1/completions`. A field this server does not implement is a 400 naming it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str
     prompt: Text | list[Text] | list[int] | list[list[int]] = Field(

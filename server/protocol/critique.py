@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
+from server.protocol.base import RequestModel
 from server.protocol.chat import ChatMessage
 from server.protocol.fields import Seed, Text
 
 
-class CritiqueRequest(BaseModel):
-    """Judge two responses (a verdict) or more (a knockout ranking) to one question."""
+class CritiqueRequest(RequestModel):
+    """Judge two responses (a verdict) or more (a knockout ranking) to one question. A
+    field this server does not implement is a 400 naming it, as on the other endpoints."""
 
     model: str | None = None
     messages: list[ChatMessage] | None = Field(None, min_length=1)

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from server.protocol.base import RequestModel
 
 Bias = Annotated[float, Field(ge=-100, le=100)]
 TokenId = Annotated[int, Field(ge=0)]
 Word = Annotated[str, Field(min_length=1)]
 
 
-class SamplingFields(BaseModel):
+class SamplingFields(RequestModel):
     """Sampling fields beyond temperature/top_p; unset means vLLM's default."""
 
     model_config = ConfigDict(allow_inf_nan=False)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from critic_loop.engine import StructuredOutput
+from server.protocol.base import OpenAIObject, RequestModel
 
 
-class JSONSchemaFormat(BaseModel):
+class JSONSchemaFormat(OpenAIObject):
     """`response_format.json_schema`: OpenAI's named schema."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -23,7 +24,7 @@ class JSONSchemaFormat(BaseModel):
     strict: bool | None = None
 
 
-class ResponseFormat(BaseModel):
+class ResponseFormat(OpenAIObject):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JSONSchemaFormat | None = None
 
@@ -35,10 +36,10 @@ class ResponseFormat(BaseModel):
         return self
 
 
-class StructuredOutputsSpec(BaseModel):
+class StructuredOutputsSpec(RequestModel):
     """vLLM's `structured_outputs` object (its `StructuredOutputsParams` fields)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     json_: dict[str, Any] | str | None = Field(None, alias="json")
     regex: str | None = None
@@ -50,7 +51,7 @@ class StructuredOutputsSpec(BaseModel):
     whitespace_pattern: str | None = None
 
 
-class StructuredOutputFields(BaseModel):
+class StructuredOutputFields(RequestModel):
     """The request fields that constrain what the model may say; at most one constraint."""
 
     response_format: ResponseFormat | None = None

@@ -10,28 +10,29 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from critic_loop.engine import StructuredOutput
+from server.protocol.base import OpenAIObject, RequestModel
 
 
-class FunctionSpec(BaseModel):
+class FunctionSpec(OpenAIObject):
     name: str = Field(min_length=1, max_length=64)
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
-class ToolSpec(BaseModel):
+class ToolSpec(OpenAIObject):
     type: Literal["function"] = "function"
     function: FunctionSpec
 
 
-class NamedFunction(BaseModel):
+class NamedFunction(OpenAIObject):
     name: str = Field(min_length=1)
 
 
-class NamedToolChoice(BaseModel):
+class NamedToolChoice(OpenAIObject):
     type: Literal["function"] = "function"
     function: NamedFunction
 
@@ -39,7 +40,7 @@ class NamedToolChoice(BaseModel):
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
 
 
-class ToolFields(BaseModel):
+class ToolFields(RequestModel):
     """The request's tools; `tool_choice` defaults to "auto" with tools, as in OpenAI."""
 
     tools: list[ToolSpec] | None = None

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from server import __version__
 from server.errors import APIError
-from server.serving.served_model import SELF_CRITIC_SUFFIX
+from server.serving.served_model import served_names
 from server.state import Authorized, OpsAuthorized, State
 
 router = APIRouter()
@@ -24,9 +24,8 @@ def _model_card(name: str, state: State) -> dict[str, Any]:
             "max_model_len": state.engine.max_model_len}
 
 
-def _model_names(state: State) -> list[str]:
-    base = state.engine.model_name
-    return [base, base + SELF_CRITIC_SUFFIX]
+def _model_names(state: State) -> tuple[str, str]:
+    return served_names(state.engine.model_name)
 
 
 @router.get("/v1/models", dependencies=[Authorized])

@@ -24,7 +24,7 @@ from server.media import ImageRef, MediaPolicy, chat_image_refs, placeholder_mes
 from server.protocol.chat import ChatCompletionRequest
 from server.serving.sampling_check import checked_sampling
 from server.serving.self_critic_options import self_critic_config
-from server.serving.served_model import SELF_CRITIC_SUFFIX, model_not_found
+from server.serving.served_model import asks_self_critic
 from server.serving.token_room import room_after_prompt
 from server.serving.tools import ToolParser
 from server.settings import ServerSettings
@@ -169,10 +169,7 @@ class ChatPreparer:
 
     def _check_model(self, name: str) -> bool:
         """Whether `name` is the self-critic alias; a 404 unless it is the model or that."""
-        base = self.engine.model_name
-        if name not in (base, base + SELF_CRITIC_SUFFIX):
-            raise model_not_found(name, base, base + SELF_CRITIC_SUFFIX)
-        return name != base
+        return asks_self_critic(name, self.engine.model_name)
 
     def _max_tokens(self, request: ChatCompletionRequest, prompt_tokens: int) -> int:
         asked = request.requested_max_tokens()

@@ -28,7 +28,7 @@ from server.protocol.completions import (
 )
 from server.serving.ids import created_now, engine_id
 from server.serving.sampling_check import checked_sampling
-from server.serving.served_model import SELF_CRITIC_SUFFIX, model_not_found
+from server.serving.served_model import model_not_found, served_names
 from server.serving.stream_usage import StreamUsage
 from server.serving.token_room import room_after_prompt
 from server.settings import ServerSettings
@@ -74,8 +74,8 @@ class CompletionService:
         return PreparedCompletion(request, tuple(prompts), samplings)
 
     def _check_model(self, name: str) -> None:
-        base = self.engine.model_name
-        if name == base + SELF_CRITIC_SUFFIX:
+        base, alias = served_names(self.engine.model_name)
+        if name == alias:
             raise bad_request("Self-critic runs on /v1/chat/completions; /v1/completions "
                               f"serves {base!r} only.", param="model")
         if name != base:

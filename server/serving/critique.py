@@ -22,7 +22,7 @@ from server.errors import APIError, bad_request, context_length_error
 from server.media import ImageRef, MediaPolicy, chat_image_refs, placeholder_messages
 from server.metrics import Metrics
 from server.protocol.critique import CritiqueRequest
-from server.serving.served_model import SELF_CRITIC_SUFFIX, model_not_found
+from server.serving.served_model import asks_self_critic
 from server.settings import ServerSettings
 
 
@@ -50,10 +50,13 @@ class CritiqueService:
         self.metrics = metrics
         self.media = MediaPolicy.from_settings(settings)
 
-    def prepare(self, request: CritiqueRequest) -> PreparedCritique:
+    def plan(self, request: CritiqueRequest) -> PreparedCritique:
+        """The request checked against the model and the server's limits, and its judge's
+        configuration: cheap (no templating, no tokenising, nothing fetched), so it runs on
+        the event loop and the critique is admitted on its cost before any of that work."""
         base = self.engine.model_name
-        if request.model not in (None, base, base + SELF_CRITIC_SUFFIX):
-            raise model_not_found(str(request.model), base)
+        if request.model is not None:  # the judge is the same model under either name
+            asks_self_critic(request.model, base)
         if request.has_images() and not self.engine.supports_images:
             raise bad_request(f"The model {base!r} reads text only; it cannot judge a "
                               "question with images.",
@@ -78,9 +81,14 @@ class CritiqueService:
                 seed=request.seed)
         except ValueError as exc:
             raise bad_request(str(exc)) from exc
-        self._check_judge_budget(question, list(request.responses), config)
         return PreparedCritique(question, list(request.responses), config, tuple(image_refs),
                                 self.engine.max_model_len)
+
+    def prepare(self, critique: PreparedCritique) -> PreparedCritique:
+        """Check that the two longest responses fit one judge prompt. Blocking (it renders
+        and tokenises): the route runs it in a worker thread, once admitted."""
+        self._check_judge_budget(critique.question, critique.responses, critique.config)
+        return critique
 
     async def load_images(self, critique: PreparedCritique) -> PreparedCritique:
         """Fetch and decode the question's images into place, then check again that two

@@ -191,6 +191,40 @@ def test_key_count_must_match():
     assert "k1" not in str(caught.value)
 
 
+@pytest.mark.parametrize("url", ["http://a.test", "http://a.test/", "http://a.test/v1",
+                                 "http://a.test/v1/"])
+async def test_an_upstream_is_reached_by_its_root_or_its_v1_base_url(url):
+    """The openai client, LiteLLM and optillm take the `/v1` base URL; both forms work."""
+    fake = FakeUpstream("A")
+    transport = FakeTransport(fake)
+    config = UpstreamConfig(urls=(url,), probe_interval_s=0.02, connect_wait_s=0)
+    assert config.urls == ("http://a.test",)
+    engine = await UpstreamEngine.connect(config, transport=lambda _: transport,
+                                          tokenizer=WordTokenizer())
+    try:
+        assert engine.pool.upstreams[0].admitted  # /health answered at the root
+        (result,) = await engine.generate([request()])
+        assert result.completions[0].text == "A answer 0 done"
+        assert len(fake.calls) == 2  # the start-up probe of vLLM's extras, then this call
+    finally:
+        await engine.close()
+
+
+async def test_an_upstream_answering_404_is_named_so_not_as_silence():
+    paths: list[str] = []
+
+    def not_found(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return httpx.Response(404, json={"detail": "Not Found"})
+
+    config = UpstreamConfig(urls=("http://a.test/openai/v1",), connect_wait_s=0)
+    with pytest.raises(EngineError) as caught:
+        await UpstreamEngine.connect(config, transport=lambda _: httpx.MockTransport(not_found),
+                                     tokenizer=WordTokenizer())
+    assert paths == ["/openai/v1/models"]  # the /v1 given was not doubled
+    assert "http://a.test/openai/v1/models answered HTTP 404" in str(caught.value)
+
+
 async def test_fast_verdicts_use_vllm_extras_when_the_upstream_takes_them(connect, caplog):
     caplog.set_level(logging.INFO)
     engine, (a,), _ = await connect(FakeUpstream("A"))

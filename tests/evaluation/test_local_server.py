@@ -1,5 +1,5 @@
-"""In-process mode: the server is started on a free loopback port, waited for, used and
-always stopped; a server that dies at start is an error with its log."""
+"""In-process mode: the server is started on a loopback port it binds itself, waited for,
+used and always stopped; a server that dies at start is an error with its log."""
 
 from __future__ import annotations
 
@@ -7,39 +7,39 @@ import json
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from evaluation import local_server as local_server_module
-from evaluation.local_server import local_server, serve_command
+from evaluation.local_server import BOUND, local_server, serve_command
 from evaluation.policy import PolicyEvalConfig, evaluate_policy
 
 TINY = Path(__file__).with_name("tiny_openai_server.py")
 
 
 def test_serve_command_is_eager_on_loopback() -> None:
-    argv = serve_command("default", 1234, 7, 32, ["--dtype", "float32"])
+    argv = serve_command("default", 7, 32, ["--dtype", "float32"])
     assert argv[1:4] == ["-m", "server.cli", "serve"]
-    for flag, value in (("--model", "default"), ("--host", "127.0.0.1"), ("--port", "1234"),
+    for flag, value in (("--model", "default"), ("--host", "127.0.0.1"), ("--port", "0"),
                         ("--seed", "7"), ("--max-candidates", "32"), ("--max-n", "32")):
         assert argv[argv.index(flag) + 1] == value
     assert "--enforce-eager" in argv and argv[-2:] == ["--dtype", "float32"]
 
 
-def _listening(port: int) -> bool:
+def _listening(url: str) -> bool:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex(("127.0.0.1", urlsplit(url).port or 80)) == 0
+
+
+def tiny_command(*args: object, **kwargs: object) -> list[str]:
+    """The stand-in server, on a port it binds itself as `selfcritic serve --port 0` does."""
+    return [sys.executable, str(TINY), "0"]
 
 
 def test_eval_in_process_starts_and_stops_the_server(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    ports: list[int] = []
-
-    def fake_command(model: str, port: int, *args: object, **kwargs: object) -> list[str]:
-        ports.append(port)
-        return [sys.executable, str(TINY), str(port)]
-
-    monkeypatch.setattr(local_server_module, "serve_command", fake_command)
+    monkeypatch.setattr(local_server_module, "serve_command", tiny_command)
     data = tmp_path / "q.jsonl"
     data.write_text(json.dumps({"question": "2+2?", "answer": "4", "grader": "numeric"}) + "\n")
     result = evaluate_policy(PolicyEvalConfig(
@@ -48,7 +48,8 @@ def test_eval_in_process_starts_and_stops_the_server(tmp_path: Path,
     rows = {r.strategy: r for r in result.rows}
     assert rows["greedy"].accuracy == 1 and rows["majority"].accuracy == 1
     assert rows["self-critic-fast"].unavailable  # the stand-in has no self-critic
-    assert not _listening(ports[0])  # stopped
+    log = (tmp_path / "out" / "server.log").read_text()
+    assert not _listening(BOUND.search(log).group(1))  # stopped
 
 
 def test_a_server_that_dies_at_start_is_reported(tmp_path: Path,
@@ -61,14 +62,10 @@ def test_a_server_that_dies_at_start_is_reported(tmp_path: Path,
 
 
 def test_stopped_even_when_the_run_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ports: list[int] = []
-
-    def fake_command(model: str, port: int, *args: object, **kwargs: object) -> list[str]:
-        ports.append(port)
-        return [sys.executable, str(TINY), str(port)]
-
-    monkeypatch.setattr(local_server_module, "serve_command", fake_command)
-    with pytest.raises(KeyError), local_server("default", tmp_path / "server.log"):
-        assert _listening(ports[0])
+    urls: list[str] = []
+    monkeypatch.setattr(local_server_module, "serve_command", tiny_command)
+    with pytest.raises(KeyError), local_server("default", tmp_path / "server.log") as url:
+        urls.append(url)
+        assert _listening(url)
         raise KeyError("the run failed")
-    assert not _listening(ports[0])
+    assert not _listening(urls[0])

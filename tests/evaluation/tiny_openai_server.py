@@ -1,5 +1,6 @@
 """A stdlib stand-in for `selfcritic serve` (health, models, chat answering "4"), run as a
-child process by the in-process-mode tests: `python tiny_openai_server.py PORT`."""
+child process by the in-process-mode tests: `python tiny_openai_server.py PORT` (0: a free
+one), logging the URL it bound as `selfcritic serve` does."""
 
 from __future__ import annotations
 
@@ -37,4 +38,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    print(f"Bound http://127.0.0.1:{server.server_address[1]}; the engine starts next",
+          flush=True)
+    server.serve_forever()

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
 
-from tests.conftest import free_port
+from evaluation.local_server import free_port
 from tests.integration.upstream_servers import Process
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import free_port, wait_healthy
+from evaluation.local_server import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "critic_loop" / "fake_upstream.py"

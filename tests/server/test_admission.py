@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from image_fixtures import encoded  # type: ignore[import-not-found]
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engines.scripted import ScriptedEngine, echo_responder
+from server import media
 from server.admission import AdmissionController, Overloaded, chat_cost, critique_cost
 from server.capacity import PRIOR_TOKENS_PER_S, Capacity, WorkCost
 from server.errors import APIError
@@ -311,3 +313,47 @@ def test_comparisons_are_capped(make_client) -> None:
         "model": "tiny", "question": "Which?", "responses": ["a", "b"], "comparisons": 6})
     assert critique.status_code == 400
     assert critique.json()["error"]["param"] == "comparisons"
+
+
+class RecordingFetcher:
+    """Stands in for the image fetcher: notes, at each fetch, how many sequences had been
+    admitted (the request's own are among them once it is admitted)."""
+
+    def __init__(self, capacity_: Capacity) -> None:
+        self.capacity = capacity_
+        self.admitted_at_fetch: list[int] = []
+
+    async def __call__(self, url: str, allow: object, max_bytes: int) -> bytes:
+        self.admitted_at_fetch.append(self.capacity.in_flight_sequences)
+        return encoded("red")
+
+
+IMAGE_URL = "http://images.test/cat.png"
+IMAGE_REQUESTS = {
+    "/v1/critique": {"question": "Which is right?", "images": [IMAGE_URL],
+                     "responses": ["red", "blue"], "judge": "fast"},
+    "/v1/chat/completions": {"model": "tiny", "max_tokens": 8, "messages": [{
+        "role": "user", "content": [{"type": "image_url", "image_url": {"url": IMAGE_URL}},
+                                    {"type": "text", "text": "What colour?"}]}]},
+}
+
+
+@pytest.mark.parametrize("path", list(IMAGE_REQUESTS))
+def test_a_request_is_admitted_before_any_image_is_fetched(make_client, monkeypatch,
+                                                           path) -> None:
+    engine = ScriptedEngine(echo_responder, model_name="tiny", supports_images=True)
+    client = make_client(engine, request_timeout_s=10, allowed_media_domains="images.test")
+    capacity_ = client.app.state.selfcritic.admission.capacity
+    fetcher = RecordingFetcher(capacity_)
+    monkeypatch.setattr(media, "fetch_image_bytes", fetcher)
+
+    capacity_.start(WorkCost(1, 10_000))  # a backlog no request could wait behind
+    reply = client.post(path, json=IMAGE_REQUESTS[path])
+    assert reply.status_code == 429, reply.text
+    assert fetcher.admitted_at_fetch == []  # refused at admission: nothing was fetched
+    capacity_.finish(WorkCost(1, 10_000))
+
+    reply = client.post(path, json=IMAGE_REQUESTS[path])
+    assert reply.status_code == 200, reply.text
+    assert len(fetcher.admitted_at_fetch) == 1 and fetcher.admitted_at_fetch[0] >= 1
+    assert capacity_.in_flight_sequences == 0  # released once answered
