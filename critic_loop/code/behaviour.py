@@ -61,12 +61,14 @@ class Behaviour:
     contradictions: int
 
 
-def behaviours(sandbox: Sandbox, prompt: str, answers: Sequence[str],
-               entry_point: str | None = None, *, per_call_s: float = 1.0,
-               limits: Limits | None = None) -> list[Behaviour]:
-    """How each of `answers` (model answers: the program is taken out of each) behaves on
-    `prompt`'s examples. With no examples every signature is empty (one group)."""
-    examples = parse_examples(prompt, entry_point)
+def behaviours(sandbox: Sandbox, prompt: str | None, answers: Sequence[str],
+               entry_point: str | None = None, *, examples_text: str | None = None,
+               per_call_s: float = 1.0, limits: Limits | None = None) -> list[Behaviour]:
+    """How each of `answers` (model answers: the program is taken out of each, completing
+    `prompt`) behaves on the examples that `examples_text` shows (default: the prompt; for
+    a problem stated in prose, the question the model was asked). With no examples every
+    signature is empty (one group)."""
+    examples = parse_examples(examples_text or prompt or "", entry_point)
     if not examples:
         return [Behaviour((), 0) for _ in answers]
     programs = [program_for(answer, prompt, entry_point) for answer in answers]

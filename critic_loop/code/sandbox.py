@@ -127,6 +127,7 @@ class Sandbox:
             raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
         self.limits = limits or Limits()
         self.allow_unsandboxed = allow_unsandboxed
+        self.max_parallel = max_parallel
         # The base interpreter, not the venv's: with -I -S it sees only the standard library.
         self.python = python or os.path.realpath(sys.executable)
         self._prefix = os.path.realpath(sys.base_prefix)
