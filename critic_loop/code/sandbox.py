@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import queue
+import secrets
 import selectors
 import shutil
 import signal
@@ -41,7 +42,11 @@ STATUSES = ("passed", "failed", "timed_out")
 SANDBOX_DIR = "/sandbox"
 """Where the program's directory appears inside bubblewrap (its cwd and HOME)."""
 UID_BASE = 1_800_000
-"""Running as root, slot i runs programs as uid/gid UID_BASE + i (no account needed)."""
+MAX_PARALLEL = 64
+"""Running as root, each Sandbox draws a block of MAX_PARALLEL uids above UID_BASE (no
+account needed) and slot i runs programs as the block's uid i, so that two sandboxes
+(two graders on one machine) neither share a process budget nor kill each other's
+leftovers."""
 PROGRAM = "main.py"
 
 # Runs inside the confinement, before the program: limits, then the uid drop, then exec.
@@ -123,8 +128,8 @@ class Sandbox:
     def __init__(self, limits: Limits | None = None, *, allow_unsandboxed: bool = False,
                  max_parallel: int = 4, python: str | None = None, probe: Probe | None = None
                  ) -> None:
-        if max_parallel < 1:
-            raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
+        if not 1 <= max_parallel <= MAX_PARALLEL:
+            raise ValueError(f"max_parallel must be in 1..{MAX_PARALLEL}, got {max_parallel}")
         self.limits = limits or Limits()
         self.allow_unsandboxed = allow_unsandboxed
         self.max_parallel = max_parallel
@@ -133,6 +138,9 @@ class Sandbox:
         self._prefix = os.path.realpath(sys.base_prefix)
         self._probe = probe or self._probe_run
         self._root = os.geteuid() == 0
+        first = UID_BASE + secrets.randbelow(1 << 20) * MAX_PARALLEL
+        self.uids = range(first, first + max_parallel)
+        """As root: the uids its programs run as (one per slot)."""
         self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(max_parallel):
             self._slots.put(slot)
@@ -173,10 +181,10 @@ class Sandbox:
         try:
             result = self._run(tier, "print(6 * 7)", Limits(wall_s=30.0))
         except OSError as exc:
-            logger.debug("sandbox probe %s: %s", tier, exc)
+            logger.info("sandbox probe %s: %s", tier, exc)
             return False
         if not (result.passed and result.stdout.strip() == "42"):
-            logger.debug("sandbox probe %s: %s %s", tier, result.status, result.stderr[-500:])
+            logger.info("sandbox probe %s: %s %s", tier, result.status, result.stderr[-300:])
             return False
         return True
 
@@ -184,7 +192,7 @@ class Sandbox:
         with self._slot() as slot, self._workdir(slot) as workdir:
             with open(os.path.join(workdir, PROGRAM), "w", encoding="utf-8") as file:
                 file.write(program)
-            uid = UID_BASE + slot if self._root else -1
+            uid = self.uids[slot] if self._root else -1
             if uid >= 0:
                 os.chown(os.path.join(workdir, PROGRAM), uid, uid)
             argv, env, cwd = self._command(tier, workdir, limits, uid)
@@ -207,7 +215,7 @@ class Sandbox:
         workdir = tempfile.mkdtemp(prefix="selfcritic-exec-")
         try:
             if self._root:
-                os.chown(workdir, UID_BASE + slot, UID_BASE + slot)
+                os.chown(workdir, self.uids[slot], self.uids[slot])
             yield workdir
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
