@@ -1,13 +1,17 @@
 """The worked examples a code prompt shows (`>>> f(1)` then `2`, or `f(1) == 2`): pure parsing.
 
 Execution-based grouping runs candidates on these inputs only, what the request itself
-shows, never a benchmark's hidden tests. An example states its output when the prompt
-gives one; a stated output is compared by value (`'a'` equals `"a"`, floats to 1e-6).
+shows, never a benchmark's hidden tests. An example states its output only where the
+prompt gives a Python literal (`19 - 5 - 6 = 8` states 8; `true` or `'No' (because ...)`
+state nothing), so that prose never marks a right program as contradicting it; a stated
+output is compared by value (`'a'` equals `"a"`, floats to 1e-6). Calls on names the
+prompt does not define (`is_happy(a)`, `tri(n)`) are prose too, and are dropped.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import math
 import re
 from dataclasses import dataclass
@@ -34,11 +38,12 @@ def parse_examples(prompt: str, entry_point: str | None = None) -> list[Example]
     [Example(call='inc(1)', expected='2'), Example(call='inc(-1)', expected='0')]
     >>> parse_examples('def f(s):\\n    \"\"\"f("ab") ➞ "ba"\\n    f("") == ""\\n    \"\"\"', 'f')
     [Example(call='f("ab")', expected='"ba"'), Example(call='f("")', expected='""')]
+    >>> parse_examples("def g(n):\\n  '''g(3) -> 3 - 1 = 2\\n  g(1) -> true\\n  g(n) -> n'''", "g")
+    [Example(call='g(3)', expected='2'), Example(call='g(1)', expected=None)]
     """
-    examples = _doctests(prompt)
-    if examples or not entry_point:
-        return examples
-    return _stated_calls(prompt, entry_point)
+    known = _defined_names(prompt) | {entry_point or ""} | set(dir(builtins))
+    examples = _doctests(prompt) or (_stated_calls(prompt, entry_point) if entry_point else [])
+    return [e for e in examples if _free_names(e.call) <= known]
 
 
 def same_output(expected: str, got: str) -> bool:
@@ -75,7 +80,7 @@ def _doctests(prompt: str) -> list[Example]:
             i += 1
         call = "\n".join(source).strip()
         if call and _is_expression(call):
-            examples.append(Example(call, " ".join(shown) or None))
+            examples.append(Example(call, _stated(" ".join(shown))))
     return examples
 
 
@@ -89,9 +94,47 @@ def _stated_calls(prompt: str, entry_point: str) -> list[Example]:
         for arrow in _ARROW.finditer(text):
             call, expected = text[:arrow.start()].strip(), text[arrow.end():].strip().rstrip(".,;")
             if _is_expression(call) and expected:
-                examples.append(Example(call, expected))
+                examples.append(Example(call, _stated(expected)))
                 break
     return examples
+
+
+def _stated(shown: str) -> str | None:
+    """The literal an example's shown output states: all of it, else what follows its
+    last `=` (a worked sum, `1 + 9 = 10`); None when neither is a Python literal."""
+    for text in (shown, shown.rpartition("=")[2] if "=" in shown else ""):
+        text = text.strip()
+        if text and _value(text) is not _NOT_SHOWN:
+            return text
+    return None
+
+
+def _defined_names(prompt: str) -> set[str]:
+    """Top-level functions, classes, imports and assignments of a prompt that parses."""
+    try:
+        tree = ast.parse(prompt)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def _free_names(call: str) -> set[str]:
+    """Names `call` reads that it does not bind itself (comprehension and lambda vars)."""
+    tree = ast.parse(call, mode="eval")
+    bound = {n.id for node in ast.walk(tree) if isinstance(node, ast.comprehension)
+             for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+    bound |= {a.arg for node in ast.walk(tree) if isinstance(node, ast.Lambda)
+              for a in node.args.args}
+    return {n.id for n in ast.walk(tree)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound
 
 
 def _is_expression(source: str) -> bool:

@@ -58,3 +58,23 @@ def test_a_candidates_own_prints_do_not_spoil_its_outputs(sandbox: Sandbox) -> N
     prompt = 'def inc(x):\n    """\n    >>> inc(1)\n    2\n    """\n'
     found = behaviours(sandbox, prompt, ["    print('thinking', end='')\n    return x + 1\n"], "inc")
     assert found == [Behaviour(("2",), 0)]
+
+
+def test_prose_in_real_prompts_states_nothing_and_free_names_are_dropped() -> None:
+    # "fruit_distribution(...) ->19 - 5 - 6 = 8": the worked sum states 8.
+    sums = humaneval("HumanEval/67")
+    assert parse_examples(sums["prompt"], sums["entry_point"])[0] == Example(
+        'fruit_distribution("5 apples and 6 oranges", 19)', "8")
+    # "is_simple_power(1, 4) => true": not a Python literal, so no stated output.
+    lower = humaneval("HumanEval/76")
+    assert {e.expected for e in parse_examples(lower["prompt"], lower["entry_point"])} == {None}
+    # "is_happy(a) => False": `a` is prose for a string, not a name the prompt defines.
+    free = humaneval("HumanEval/80")
+    assert parse_examples(free["prompt"], free["entry_point"]) == []
+
+
+def test_right_programs_of_real_prompts_contradict_no_stated_output(sandbox: Sandbox) -> None:
+    for task_id in ("HumanEval/67", "HumanEval/76", "HumanEval/151", "HumanEval/158"):
+        row = humaneval(task_id)
+        found = behaviours(sandbox, row["prompt"], [row["canonical_solution"]], row["entry_point"])
+        assert found[0].contradictions == 0, (task_id, found)
