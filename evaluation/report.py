@@ -108,8 +108,8 @@ def _row(strategy: str, run: Run, outcomes: list[Outcome], unavailable: dict[str
                unavailable=unavailable.get(run.key), pass_at_1=unbiased)
 
 
-COLUMNS = ("strategy", "N", "K", "questions", "accuracy", "95% CI", "pass@N", "majority@N",
-           "efficiency", "tokens/q", "s/q", "errors")
+COLUMNS = ("strategy", "N", "K", "questions", "accuracy", "95% CI", "pass@1", "pass@N",
+           "majority@N", "efficiency", "tokens/q", "s/q", "errors")
 
 
 def table_cells(row: Row) -> list[str]:
@@ -120,9 +120,9 @@ def table_cells(row: Row) -> list[str]:
     ci = "—" if row.ci95 is None else f"{row.ci95[0]:.1%}–{row.ci95[1]:.1%}"
     if row.unavailable:
         return [row.strategy, str(row.n), _k(row), "—", "unavailable", "—", "—", "—", "—", "—",
-                "—", str(row.errors)]
+                "—", "—", str(row.errors)]
     return [row.strategy, str(row.n), _k(row), str(row.questions), pct(row.accuracy), ci,
-            pct(row.pass_at_n), pct(row.majority_at_n),
+            pct(row.pass_at_1), pct(row.pass_at_n), pct(row.majority_at_n),
             "—" if row.selection_efficiency is None else f"{row.selection_efficiency:.2f}",
             "—" if row.tokens_per_question is None else f"{row.tokens_per_question:.0f}",
             "—" if row.seconds_per_question is None else f"{row.seconds_per_question:.2f}",
