@@ -10,14 +10,13 @@ Answers are read and graded by `critic_loop.answers`, the extractor the server u
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from critic_loop.answers import extract_answer, grade
-from critic_loop.code.behaviour import Behaviour
+from critic_loop.code.behaviour import vote_keys
 from critic_loop.code.grader import CodeGrader
 from evaluation.client import ChatReply
 from evaluation.dataset import Question
@@ -249,18 +248,6 @@ def _scored_candidates(question: Question, candidates: Sequence[str], common: di
                    results=results, texts=tuple(candidates), selected=index)
 
 
-def behaviour_votes(found: Sequence[Behaviour]) -> tuple[str | None, ...]:
-    """Vote keys from behaviours: the signature of each candidate that contradicts the
-    fewest stated outputs, None (no vote) for the rest.
-
-    >>> behaviour_votes([Behaviour(("1",), 1), Behaviour(("2",), 0), Behaviour(("2",), 0)])
-    (None, '["2"]', '["2"]')
-    """
-    fewest = min((b.contradictions for b in found), default=0)
-    return tuple(json.dumps(list(b.signature)) if b.contradictions == fewest else None
-                 for b in found)
-
-
 def _code_answers(question: Question, candidates: Sequence[str], code: CodeScoring
                   ) -> tuple[str | None, ...]:
     if not code.group_by_behaviour or question.code is None:
@@ -268,7 +255,7 @@ def _code_answers(question: Question, candidates: Sequence[str], code: CodeScori
     task = question.code
     found = code.grader.behaviours(task.prompt, candidates, task.entry_point,
                                    examples_text=question.question)
-    return behaviour_votes(found)
+    return vote_keys(found)
 
 
 def _graded(question: Question, texts: Sequence[str], code: CodeScoring | None

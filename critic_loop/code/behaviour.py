@@ -108,6 +108,19 @@ def group_ids(found: Sequence[Behaviour]) -> list[int]:
     return [numbers.setdefault(b.signature, len(numbers)) for b in found]
 
 
+def vote_keys(found: Sequence[Behaviour]) -> tuple[str | None, ...]:
+    """A vote key per candidate, for a majority over behaviours: its signature (as JSON)
+    when it contradicts the fewest stated outputs, None (no vote) otherwise, so that a
+    candidate that contradicts the prompt ranks below every one that does not.
+
+    >>> vote_keys([Behaviour(("1",), 1), Behaviour(("2",), 0), Behaviour(("2",), 0)])
+    (None, '["2"]', '["2"]')
+    """
+    fewest = min((b.contradictions for b in found), default=0)
+    return tuple(json.dumps(list(b.signature)) if b.contradictions == fewest else None
+                 for b in found)
+
+
 def _signature(sandbox: Sandbox, program: str, examples: Sequence[Example],
                per_call_s: float, limits: Limits | None) -> tuple[str, ...]:
     calls = [example.call for example in examples]
