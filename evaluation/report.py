@@ -61,9 +61,10 @@ def build_rows(runs: Sequence[Run], outcomes: Sequence[Outcome],
     for run in runs:
         mine = by_run[run.key]
         if run.kind == "sampling":
-            answered = [o for o in mine if o.error is None]
-            no_vote = bool(answered) and all(o.majority_correct is None for o in answered)
-            majority = _row("majority", run, mine, unavailable, lambda o: o.majority_correct)
+            # Code without behaviour grouping has no vote: majority covers the rest only.
+            voted = [o for o in mine if o.error is not None or o.majority_correct is not None]
+            no_vote = len(voted) < len(mine) and all(o.error is not None for o in voted)
+            majority = _row("majority", run, voted, unavailable, lambda o: o.majority_correct)
             if no_vote:  # code without behaviour grouping: nothing to vote over
                 majority = replace(majority, correct=0, accuracy=None, ci95=None,
                                    selection_efficiency=None,

@@ -191,7 +191,7 @@ def score_reply(run: Run, question: Question, reply: ChatReply,
     if run.kind in ("greedy", "sample"):
         right, results = _graded(question, texts[:1], code)
         return Outcome(**common, correct=right[0], candidates_correct=right,
-                       answers=(None if code else _answer(question, texts[0]),),
+                       answers=(None if question.code else _answer(question, texts[0]),),
                        results=results, texts=(texts[0],), selected=0)
     if run.kind == "sampling":
         if len(texts) != run.n:
@@ -233,9 +233,11 @@ def _scored_candidates(question: Question, candidates: Sequence[str], common: di
     (the self-critic winner), or None to select by majority (the sampling run). Code
     without behaviour grouping has no vote: the sampling run then selects nothing."""
     correct, results = _graded(question, candidates, code)
-    answers = _code_answers(question, candidates, code) if code \
-        else tuple(_answer(question, text) for text in candidates)
-    votes = not code or code.group_by_behaviour
+    if question.code is not None and code is not None:
+        answers = _code_answers(question, candidates, code)
+        votes = code.group_by_behaviour
+    else:
+        answers, votes = tuple(_answer(question, text) for text in candidates), True
     vote = majority_index(answers)
     if selected is None:
         index: int | None = vote if votes else None
@@ -250,9 +252,9 @@ def _scored_candidates(question: Question, candidates: Sequence[str], common: di
 
 def _code_answers(question: Question, candidates: Sequence[str], code: CodeScoring
                   ) -> tuple[str | None, ...]:
-    if not code.group_by_behaviour or question.code is None:
-        return (None,) * len(candidates)
     task = question.code
+    if not code.group_by_behaviour or task is None:
+        return (None,) * len(candidates)
     found = code.grader.behaviours(task.prompt, candidates, task.entry_point,
                                    examples_text=question.question)
     return vote_keys(found)

@@ -77,6 +77,18 @@ def test_code_is_graded_by_running_its_tests(problems, tmp_path: Path) -> None:
     assert sampled["correct"] is None and sampled["candidates_correct"] == [True, False, True, False]
 
 
+def test_in_a_mixed_set_majority_counts_the_questions_that_vote(problems, tmp_path: Path) -> None:
+    data, scripts = problems
+    with data.open("a") as file:
+        file.write(json.dumps({"id": "t1", "question": "What is 1 + 1?", "answer": "2",
+                               "grader": "numeric"}) + "\n")
+    scripts = {**scripts, "What is 1 + 1?": Script("2", ["3", "2", "2", "4"])}
+    result, _ = _run((data, scripts), tmp_path / "out")
+    rows = {r.strategy: r for r in result.rows}
+    assert rows["majority"].questions == 1 and rows["majority"].accuracy == 1.0
+    assert rows["pass@N"].questions == 3 and rows["greedy"].accuracy == 2 / 3
+
+
 def test_execution_grouping_gives_code_a_majority(problems, tmp_path: Path) -> None:
     result, _ = _run(problems, tmp_path / "out", exec_grouping=True)
     rows = {r.strategy: r for r in result.rows}
