@@ -204,6 +204,11 @@ def regex(response: str, answer: str, *, pattern: str | None = None) -> bool:
 
 GRADERS: dict[str, Grader] = {"numeric": numeric, "exact": exact, "choice": choice,
                               "regex": regex}
+CODE_GRADER = "code"
+"""Runs the program an answer gives against the problem's tests (critic_loop.code). It
+needs a sandbox and runs processes, so it is no text grader: `grade` refuses it, and
+callers grade code with `critic_loop.code.grader.CodeGrader` off the event loop."""
+GRADER_NAMES = (*GRADERS, CODE_GRADER)
 
 
 def get_grader(name: str) -> Grader:
@@ -211,12 +216,15 @@ def get_grader(name: str) -> Grader:
 
     >>> get_grader("fuzzy")
     Traceback (most recent call last):
-    ValueError: unknown grader 'fuzzy'; allowed: 'numeric', 'exact', 'choice', 'regex'
+    ValueError: unknown grader 'fuzzy'; allowed: 'numeric', 'exact', 'choice', 'regex', 'code'
     """
+    if name == CODE_GRADER:
+        raise ValueError("the 'code' grader runs programs: grade code answers with "
+                         "critic_loop.code.grader.CodeGrader")
     try:
         return GRADERS[name]
     except KeyError:
-        raise ValueError(f"unknown grader {name!r}; allowed: {_listed(GRADERS)}") from None
+        raise ValueError(f"unknown grader {name!r}; allowed: {_listed(GRADER_NAMES)}") from None
 
 
 def grade(response: str, answer: str, grader: str | Grader = "numeric", *,

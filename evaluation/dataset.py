@@ -4,7 +4,9 @@ The grader comes from each row's `grader` field or from one default for the file
 also carry `answer_format` and `answer_pattern` (how the answer is read, see
 `critic_loop.answers`). Other field names (GSM8K's, MATH's) map onto these with
 `Fields`, and a reference solution can be reduced to its final answer by the same
-extractor. A bad row is an error naming the file, the line and the field.
+extractor. Rows with tests (`test`, or MBPP's `test_list`) are code problems, graded by
+running them (see evaluation/code_tasks.py); `humaneval` names the installed HumanEval.
+A bad row is an error naming the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from critic_loop.answers import FORMATS, GRADERS, compile_pattern, extract_answer
+from critic_loop.answers import CODE_GRADER, FORMATS, GRADER_NAMES, compile_pattern, extract_answer
+from critic_loop.code.tests_runner import CodeTask
+from evaluation import code_tasks
 
 VOTE_FORMATS = {"choice": "choice"}
 """The answer format majority voting uses per grader when a row names none ('auto' else)."""
@@ -36,6 +40,9 @@ class Question:
     """How an answer is read for voting and answer-aware merging; None: by grader."""
     answer_pattern: str | None = None
     """A regular expression that reads the answer instead (last match, group 1 if any)."""
+    code: CodeTask | None = None
+    """A code problem (grader 'code'): its prompt, tests and entry point; `answer` then
+    holds the tests."""
 
     @property
     def vote_format(self) -> str:
@@ -66,7 +73,12 @@ def load_questions(path: str | Path, fields: Fields | None = None,
     fields = fields or Fields()
     _check_defaults(path, fields)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        if str(path) == code_tasks.HUMANEVAL and not path.exists():
+            lines = [json.dumps(row) for row in code_tasks.humaneval_rows()]
+        else:
+            lines = path.read_text(encoding="utf-8").splitlines()
+    except code_tasks.PackageMissing as exc:
+        raise DatasetError(f"{path}: {exc}") from exc
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     questions: list[Question] = []
@@ -109,6 +121,10 @@ def _parse(path: Path, number: int, line: str, fields: Fields) -> Question:
     if not isinstance(row, dict):
         raise DatasetError(f"{where}: a row must be a JSON object, got {type(row).__name__}")
 
+    if code_tasks.is_code_row(row) and (row.get("grader") or fields.grader or CODE_GRADER) \
+            == CODE_GRADER:
+        return _code_question(path, number, row)
+
     def optional(name: str) -> str | None:
         value = row.get(name)
         if value is None:
@@ -131,7 +147,7 @@ def _parse(path: Path, number: int, line: str, fields: Fields) -> Question:
     grader = optional("grader") or fields.grader
     if grader is None:
         raise DatasetError(f"{where}: field 'grader' is missing and no default grader was "
-                           f"given (--grader); allowed: {', '.join(GRADERS)}")
+                           f"given (--grader); allowed: {', '.join(GRADER_NAMES)}")
     answer_format = optional("answer_format") or fields.answer_format
     pattern = optional("answer_pattern") or fields.answer_pattern
     for name, value, check in (("grader", grader, _check_grader),
@@ -142,12 +158,28 @@ def _parse(path: Path, number: int, line: str, fields: Fields) -> Question:
                 check(value)
             except ValueError as exc:
                 raise DatasetError(f"{where}: field {name!r}: {exc}") from None
+    if grader == CODE_GRADER:
+        raise DatasetError(f"{where}: the 'code' grader needs the row's tests: field 'test' "
+                           "(HumanEval) or 'test_list' (MBPP)")
     if grader == "regex" and pattern is None:
         raise DatasetError(f"{where}: field 'answer_pattern' is missing: the 'regex' grader "
                            "needs one (or --answer-pattern)")
     return Question(id=optional("id") or f"{path.stem}-{number}", question=question,
                     answer=answer, grader=grader, category=optional("category"),
                     answer_format=answer_format, answer_pattern=pattern)
+
+
+def _code_question(path: Path, number: int, row: dict) -> Question:
+    """A code row: HumanEval's prompt/test/entry_point, or MBPP's text/test_list."""
+    try:
+        task = code_tasks.code_task(row)
+    except code_tasks.CodeRowError as exc:
+        raise DatasetError(f"{path}:{number}: {exc}") from None
+    category = row.get("category")
+    return Question(id=code_tasks.row_id(row, f"{path.stem}-{number}"),
+                    question=code_tasks.code_question_text(row), answer=task.tests,
+                    grader=CODE_GRADER, category=category if isinstance(category, str) else None,
+                    code=task)
 
 
 def _reference(where: str, fields: Fields, answer: str) -> str:
@@ -161,8 +193,8 @@ def _reference(where: str, fields: Fields, answer: str) -> str:
 
 
 def _check_grader(name: str) -> None:
-    if name not in GRADERS:
-        raise ValueError(f"unknown grader {name!r}; allowed: {', '.join(GRADERS)}")
+    if name not in GRADER_NAMES:
+        raise ValueError(f"unknown grader {name!r}; allowed: {', '.join(GRADER_NAMES)}")
 
 
 def _check_format(name: str) -> None:

@@ -7,23 +7,35 @@ started on `--model` for the duration of the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import math
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from critic_loop.code.grader import CodeGrader
+from critic_loop.code.sandbox import Limits, Sandbox
 from evaluation.client import ChatClient, EndpointError
+from evaluation.code_tasks import CODE_MAX_TOKENS
 from evaluation.dataset import Fields, Question, load_questions
 from evaluation.local_server import local_server
 from evaluation.plot import plot_accuracy
 from evaluation.report import Row, build_rows, write_report
 from evaluation.runner import RunLog, Runner
-from evaluation.strategies import DEFAULT_STRATEGIES, RequestSettings, Run, plan_runs
+from evaluation.strategies import (
+    DEFAULT_STRATEGIES,
+    CodeScoring,
+    RequestSettings,
+    Run,
+    plan_runs,
+)
 
 logger = logging.getLogger(__name__)
 SELF_CRITIC_SUFFIX = ":self-critic"
@@ -43,7 +55,8 @@ class PolicyEvalConfig:
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     ns: tuple[int, ...] = (4, 8)
     ks: tuple[int, ...] = (2,)
-    max_tokens: int = 64
+    max_tokens: int | None = None
+    """None: 64, or CODE_MAX_TOKENS when the questions are code problems."""
     temperature: float = 0.7
     judge_max_tokens: int = 256
     seed: int = 0
@@ -55,6 +68,13 @@ class PolicyEvalConfig:
     fields: Fields = field(default_factory=Fields)
     serve_args: tuple[str, ...] = ()
     progress: bool | None = None
+    exec_grouping: bool = False
+    """Code: group candidates by behaviour on the prompt's examples for majority@N."""
+    allow_unsandboxed_exec: bool = False
+    exec_timeout_s: float = 10.0
+    """Wall limit of one graded program (CPU limit alike)."""
+    exec_workers: int = 2
+    """Programs graded at once."""
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False)
     """Tests: an httpx transport (e.g. MockTransport) standing in for the endpoint."""
 
@@ -63,6 +83,8 @@ class PolicyEvalConfig:
             raise ValueError(f"--limit must be >= 1, got {self.limit}")
         if self.concurrency < 1:
             raise ValueError(f"--concurrency must be >= 1, got {self.concurrency}")
+        if self.exec_workers < 1 or self.exec_timeout_s <= 0:
+            raise ValueError("--exec-workers must be >= 1 and --exec-timeout-s > 0")
 
 
 @dataclass(frozen=True)
@@ -83,18 +105,24 @@ def evaluate_policy(config: PolicyEvalConfig) -> PolicyEvalResult:
     outcomes.jsonl and accuracy_vs_n.png under `config.output`."""
     questions = load_questions(config.data, config.fields, config.limit)
     runs = plan_runs(config.strategies, config.ns, config.ks)
+    has_code = any(q.code is not None for q in questions)
+    if config.max_tokens is None:
+        config = dataclasses.replace(config, max_tokens=CODE_MAX_TOKENS if has_code else 64)
     _settings(config, model="")  # bad settings fail here, before a server is started
     logger.info("%d questions × %d runs = %d requests", len(questions), len(runs),
                 len(questions) * len(runs))
-    if config.url:
-        endpoint = config.url
-        model, log = asyncio.run(_evaluate(config, config.url, questions, runs))
-    else:
-        served = config.model or "default"
-        endpoint = f"selfcritic serve --model {served} (in-process mode)"
-        with local_server(served, config.output / "server.log", seed=config.seed,
-                          max_candidates=max(config.ns), extra_args=config.serve_args) as url:
-            model, log = asyncio.run(_evaluate(config, url, questions, runs))
+    with contextlib.ExitStack() as stack:
+        code = stack.enter_context(_code_scoring(config)) if has_code else None
+        if config.url:
+            endpoint = config.url
+            model, log = asyncio.run(_evaluate(config, config.url, questions, runs, code))
+        else:
+            served = config.model or "default"
+            endpoint = f"selfcritic serve --model {served} (in-process mode)"
+            with local_server(served, config.output / "server.log", seed=config.seed,
+                              max_candidates=max(config.ns), extra_args=config.serve_args
+                              ) as url:
+                model, log = asyncio.run(_evaluate(config, url, questions, runs, code))
     rows = build_rows(runs, log.outcomes, log.unavailable)
     meta = _meta(config, endpoint, model, len(questions), log)
     paths = write_report(config.output, rows, log.outcomes, meta)
@@ -105,19 +133,31 @@ def evaluate_policy(config: PolicyEvalConfig) -> PolicyEvalResult:
     return PolicyEvalResult(rows, paths, log.unavailable)
 
 
+@contextlib.contextmanager
+def _code_scoring(config: PolicyEvalConfig) -> Iterator[CodeScoring]:
+    """The sandbox and grading pool for code questions, probed before any request."""
+    limits = Limits(wall_s=config.exec_timeout_s, cpu_s=max(1, math.ceil(config.exec_timeout_s)))
+    sandbox = Sandbox(limits, allow_unsandboxed=config.allow_unsandboxed_exec,
+                      max_parallel=config.exec_workers)
+    logger.info("code answers are graded under %s", sandbox.isolation)
+    with CodeGrader(sandbox) as grader:
+        yield CodeScoring(grader, group_by_behaviour=config.exec_grouping)
+
+
 async def _evaluate(config: PolicyEvalConfig, url: str, questions: list[Question],
-                    runs: list[Run]) -> tuple[str, RunLog]:
+                    runs: list[Run], code: CodeScoring | None = None) -> tuple[str, RunLog]:
     async with ChatClient(url, config.api_key, config.concurrency, config.timeout_s,
                           transport=config.transport) as client:
         model = config.model if config.url and config.model else await endpoint_model(client)
-        runner = Runner(client, _settings(config, model), config.concurrency, config.progress)
+        runner = Runner(client, _settings(config, model), config.concurrency, config.progress,
+                        code)
         log = await runner.run(questions, runs)
     return model, log
 
 
 def _settings(config: PolicyEvalConfig, model: str) -> RequestSettings:
     return RequestSettings(
-        model=model, max_tokens=config.max_tokens, temperature=config.temperature,
+        model=model, max_tokens=config.max_tokens or 64, temperature=config.temperature,
         judge_max_tokens=config.judge_max_tokens, seed=config.seed,
         request_seeds=config.request_seeds, template=config.template)
 

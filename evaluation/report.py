@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from evaluation.stats import CI_METHOD, mean, ratio, wilson_interval
-from evaluation.strategies import Outcome, Run
+from evaluation.stats import CI_METHOD, mean, pass_at_k, ratio, wilson_interval
+from evaluation.strategies import MAJORITY_NOT_APPLICABLE, Outcome, Run
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class Row:
     """Share of questions whose self-critic candidates equal the sampling request's."""
     errors: int = 0
     unavailable: str | None = None
+    pass_at_1: float | None = None
+    """Unbiased pass@1 from the same N candidates (Chen et al. 2021): mean of c/N."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +61,15 @@ def build_rows(runs: Sequence[Run], outcomes: Sequence[Outcome],
     for run in runs:
         mine = by_run[run.key]
         if run.kind == "sampling":
-            rows.append(_row("majority", run, mine, unavailable, lambda o: o.correct))
+            # Code without behaviour grouping has no vote: majority covers the rest only.
+            voted = [o for o in mine if o.error is not None or o.majority_correct is not None]
+            no_vote = len(voted) < len(mine) and all(o.error is not None for o in voted)
+            majority = _row("majority", run, voted, unavailable, lambda o: o.majority_correct)
+            if no_vote:  # code without behaviour grouping: nothing to vote over
+                majority = replace(majority, correct=0, accuracy=None, ci95=None,
+                                   selection_efficiency=None,
+                                   unavailable=MAJORITY_NOT_APPLICABLE)
+            rows.append(majority)
             rows.append(_row("pass@N", run, mine, unavailable, lambda o: o.pass_at_n))
         else:
             rows.append(_row(run.name, run, mine, unavailable, lambda o: o.correct,
@@ -75,7 +85,10 @@ def _row(strategy: str, run: Run, outcomes: list[Outcome], unavailable: dict[str
     accuracy = correct / total if total else None
     multi = run.kind in ("sampling", "self-critic")
     reach = mean([float(bool(o.pass_at_n)) for o in answered]) if multi else None
-    majority = mean([float(bool(o.majority_correct)) for o in answered]) if multi else None
+    majority = mean([float(o.majority_correct) for o in answered
+                     if o.majority_correct is not None]) if multi else None
+    unbiased = mean([pass_at_k(len(o.candidates_correct), sum(o.candidates_correct), 1)
+                     for o in answered if o.candidates_correct]) if multi else None
     efficiency = ratio(accuracy, reach) if multi and strategy != "pass@N" else None
     calls = [float(o.judge_calls) for o in answered if o.judge_calls is not None]
     same = None
@@ -93,11 +106,11 @@ def _row(strategy: str, run: Run, outcomes: list[Outcome], unavailable: dict[str
                                            if "entrants" in o.extra]),
                same_candidates_as_sampling=same,
                errors=sum(o.error is not None and not o.skipped for o in outcomes),
-               unavailable=unavailable.get(run.key))
+               unavailable=unavailable.get(run.key), pass_at_1=unbiased)
 
 
-COLUMNS = ("strategy", "N", "K", "questions", "accuracy", "95% CI", "pass@N", "majority@N",
-           "efficiency", "tokens/q", "s/q", "errors")
+COLUMNS = ("strategy", "N", "K", "questions", "accuracy", "95% CI", "pass@1", "pass@N",
+           "majority@N", "efficiency", "tokens/q", "s/q", "errors")
 
 
 def table_cells(row: Row) -> list[str]:
@@ -108,9 +121,9 @@ def table_cells(row: Row) -> list[str]:
     ci = "—" if row.ci95 is None else f"{row.ci95[0]:.1%}–{row.ci95[1]:.1%}"
     if row.unavailable:
         return [row.strategy, str(row.n), _k(row), "—", "unavailable", "—", "—", "—", "—", "—",
-                "—", str(row.errors)]
+                "—", "—", str(row.errors)]
     return [row.strategy, str(row.n), _k(row), str(row.questions), pct(row.accuracy), ci,
-            pct(row.pass_at_n), pct(row.majority_at_n),
+            pct(row.pass_at_1), pct(row.pass_at_n), pct(row.majority_at_n),
             "—" if row.selection_efficiency is None else f"{row.selection_efficiency:.2f}",
             "—" if row.tokens_per_question is None else f"{row.tokens_per_question:.0f}",
             "—" if row.seconds_per_question is None else f"{row.seconds_per_question:.2f}",
@@ -146,6 +159,8 @@ def report_dict(rows: Sequence[Row], meta: dict[str, Any]) -> dict[str, Any]:
                         "majority_at_n": "majority vote over extracted answers of those "
                                          "candidates (ties: first occurrence)",
                         "selection_efficiency": "accuracy / pass_at_n",
+                        "pass_at_1": "unbiased pass@1 from the same N candidates (Chen et "
+                                     "al. 2021: 1 - C(N-c, 1)/C(N, 1) = c/N, averaged)",
                         "tokens_per_question": "prompt + completion tokens from usage",
                         "seconds_per_question": "mean request latency (its last attempt)"},
             "rows": [r.to_dict() for r in rows]}

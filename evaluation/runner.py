@@ -20,6 +20,7 @@ from tqdm import tqdm
 from evaluation.client import ChatClient, EndpointError
 from evaluation.dataset import Question
 from evaluation.strategies import (
+    CodeScoring,
     Outcome,
     RequestSettings,
     Run,
@@ -44,8 +45,10 @@ class Runner:
     """Sends the requests of `runs` for each question through `client`."""
 
     def __init__(self, client: ChatClient, settings: RequestSettings, concurrency: int,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, code: CodeScoring | None = None) -> None:
         self.client = client
+        self.code = code
+        """Scores code questions; their programs run on its pool, off this event loop."""
         self.settings = settings
         self.concurrency = concurrency
         self.progress = progress
@@ -77,7 +80,11 @@ class Runner:
             return Outcome(**base, error=self.unavailable[run.key], skipped=True)
         try:
             reply = await self.client.chat(request_body(run, question, self.settings))
-            outcome = score_reply(run, question, reply)
+            if question.code is not None and self.code is not None:
+                outcome = await self.code.grader.run_async(score_reply, run, question, reply,
+                                                           self.code)
+            else:
+                outcome = score_reply(run, question, reply)
         except EndpointError as exc:
             if exc.refused and run.key not in self._succeeded:
                 self._mark_unavailable(run, str(exc))

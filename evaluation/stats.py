@@ -31,6 +31,21 @@ def wilson_interval(successes: int, total: int, z: float = Z95) -> tuple[float, 
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased pass@k estimate from n samples of which c are right (Chen et al. 2021,
+    arXiv 2107.03374): 1 - C(n-c, k) / C(n, k), the chance that k of the n drawn without
+    replacement hold a right one.
+
+    >>> pass_at_k(8, 2, 1), pass_at_k(8, 2, 8), pass_at_k(8, 0, 4), round(pass_at_k(8, 2, 4), 4)
+    (0.25, 1.0, 0.0, 0.7857)
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     """numerator / denominator, or None when either is missing or the denominator is 0."""
     if numerator is None or not denominator:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from critic_loop.answers import extract_answer, grade
+from critic_loop.code.behaviour import vote_keys
+from critic_loop.code.grader import CodeGrader
 from evaluation.client import ChatReply
 from evaluation.dataset import Question
 
@@ -25,6 +27,20 @@ STRATEGIES = ("greedy", "sample", "majority", "pass@N", "self-critic-fast", "sel
 (`merge: "answer"`). `majority` and `pass@N` come from the same sampling request."""
 DEFAULT_STRATEGIES = ("greedy", "sample", "majority", "pass@N", "self-critic-fast",
                       "self-critic-reason")
+
+
+@dataclass(frozen=True)
+class CodeScoring:
+    """How code answers are scored: the grader (sandbox and pool), and whether candidates
+    are grouped by their behaviour on the prompt's examples for the majority vote (else
+    code has no majority: its answers do not group by text)."""
+
+    grader: CodeGrader
+    group_by_behaviour: bool = False
+
+
+MAJORITY_NOT_APPLICABLE = ("not applicable to code: answers do not group by text "
+                           "(--exec-grouping groups them by behaviour on the prompt's examples)")
 
 
 class Unsupported(Exception):
@@ -92,7 +108,10 @@ class Outcome:
     candidates_correct: tuple[bool, ...] = ()
     majority_correct: bool | None = None
     answers: tuple[str | None, ...] = ()
-    """The extracted answer of each candidate (greedy/sample: of the one answer)."""
+    """The extracted answer of each candidate (greedy/sample: of the one answer); code:
+    its behaviour group with --exec-grouping, else None."""
+    results: tuple[str, ...] = ()
+    """Code: each candidate's test result ('passed', 'failed: ...', 'timed out')."""
     texts: tuple[str, ...] = ()
     selected: int | None = None
     tokens: int = 0
@@ -158,21 +177,26 @@ def question_seed(seed: int, question_id: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def score_reply(run: Run, question: Question, reply: ChatReply) -> Outcome:
-    """Grade a successful reply; `Unsupported` when it lacks what the run needs."""
+def score_reply(run: Run, question: Question, reply: ChatReply,
+                code: CodeScoring | None = None) -> Outcome:
+    """Grade a successful reply; `Unsupported` when it lacks what the run needs. Code
+    questions need `code`, and block while their programs run (call off the event loop)."""
+    if question.code is not None and code is None:
+        raise ValueError(f"{question.id} is a code problem: scoring it needs a CodeScoring")
     texts = reply.texts
     if not texts:
         raise Unsupported("the response has no choices")
     common = {"question_id": question.id, "run": run.key, "category": question.category,
               "tokens": reply.tokens, "seconds": reply.seconds}
     if run.kind in ("greedy", "sample"):
-        right = _grade(question, texts[0])
-        return Outcome(**common, correct=right, candidates_correct=(right,),
-                       answers=(_answer(question, texts[0]),), texts=(texts[0],), selected=0)
+        right, results = _graded(question, texts[:1], code)
+        return Outcome(**common, correct=right[0], candidates_correct=right,
+                       answers=(None if question.code else _answer(question, texts[0]),),
+                       results=results, texts=(texts[0],), selected=0)
     if run.kind == "sampling":
         if len(texts) != run.n:
             raise Unsupported(f"asked for n={run.n} choices, got {len(texts)}")
-        return _scored_candidates(question, texts, common, selected=None)
+        return _scored_candidates(question, texts, common, selected=None, code=code)
     report = reply.body.get("self_critic")
     if not isinstance(report, dict):
         raise Unsupported("the response carries no `self_critic` report: this endpoint does "
@@ -180,7 +204,7 @@ def score_reply(run: Run, question: Question, reply: ChatReply) -> Outcome:
     candidates = _trace_texts(report)
     if candidates is None:
         raise Unsupported("the `self_critic` report has no trace.candidates")
-    outcome = _scored_candidates(question, candidates, common, selected=texts[0])
+    outcome = _scored_candidates(question, candidates, common, selected=texts[0], code=code)
     extra = {k: report[k] for k in ("rounds", "consistency", "invalid_votes", "entrants",
                                     "judge_calls_saved") if k in report}
     return Outcome(**{**outcome.__dict__, "judge_calls": report.get("judge_calls"),
@@ -204,21 +228,45 @@ def majority_index(answers: Sequence[str | None]) -> int:
 
 
 def _scored_candidates(question: Question, candidates: Sequence[str], common: dict[str, Any],
-                       selected: str | None) -> Outcome:
+                       selected: str | None, code: CodeScoring | None = None) -> Outcome:
     """Grade every candidate and the majority vote; `selected` is the run's own pick
-    (the self-critic winner), or None to select by majority (the sampling run)."""
-    correct = tuple(_grade(question, text) for text in candidates)
-    answers = tuple(_answer(question, text) for text in candidates)
+    (the self-critic winner), or None to select by majority (the sampling run). Code
+    without behaviour grouping has no vote: the sampling run then selects nothing."""
+    correct, results = _graded(question, candidates, code)
+    if question.code is not None and code is not None:
+        answers = _code_answers(question, candidates, code)
+        votes = code.group_by_behaviour
+    else:
+        answers, votes = tuple(_answer(question, text) for text in candidates), True
     vote = majority_index(answers)
     if selected is None:
-        index: int | None = vote
-        right = correct[vote]
+        index: int | None = vote if votes else None
+        right: bool | None = correct[vote] if votes else None
     else:
         index = candidates.index(selected) if selected in candidates else None
-        right = correct[index] if index is not None else _grade(question, selected)
+        right = correct[index] if index is not None else _graded(question, [selected], code)[0][0]
     return Outcome(**common, correct=right, candidates_correct=correct,
-                   majority_correct=correct[vote], answers=answers, texts=tuple(candidates),
-                   selected=index)
+                   majority_correct=correct[vote] if votes else None, answers=answers,
+                   results=results, texts=tuple(candidates), selected=index)
+
+
+def _code_answers(question: Question, candidates: Sequence[str], code: CodeScoring
+                  ) -> tuple[str | None, ...]:
+    task = question.code
+    if not code.group_by_behaviour or task is None:
+        return (None,) * len(candidates)
+    found = code.grader.behaviours(task.prompt, candidates, task.entry_point,
+                                   examples_text=question.question)
+    return vote_keys(found)
+
+
+def _graded(question: Question, texts: Sequence[str], code: CodeScoring | None
+            ) -> tuple[tuple[bool, ...], tuple[str, ...]]:
+    """Whether each text is right, and (code) each one's test result."""
+    if question.code is None or code is None:
+        return tuple(_grade(question, text) for text in texts), ()
+    graded = [code.grader.grade(text, question.code) for text in texts]
+    return tuple(g.passed for g in graded), tuple(g.result for g in graded)
 
 
 def _trace_texts(report: dict[str, Any]) -> list[str] | None:

@@ -16,6 +16,17 @@ PIP_ARGS=${SELFCRITIC_PIP_ARGS:-}
 stamp=.venv/.selfcritic-setup
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-$EXTRAS
 
+# Model-written programs (code grading) run under bubblewrap; without it they are refused.
+if ! command -v bwrap >/dev/null; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    printf '\n==> Installing bubblewrap (the sandbox for graded code)\n'
+    apt-get install -y -q bubblewrap >/dev/null || { apt-get update -q && apt-get install -y -q bubblewrap; }
+  else
+    echo "setup: WARNING: bubblewrap (bwrap) is missing; code grading falls back to unshare" \
+         "namespaces or refuses. Install it: sudo apt-get install bubblewrap" >&2
+  fi
+fi
+
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   echo "setup: .venv is up to date"
   exit 0

