@@ -43,7 +43,9 @@ class BuiltinModel:
     gguf_bytes: int
     generation_config: tuple[tuple[str, Any], ...]
     """Keys written into the built directory's `generation_config.json` (over the token ids
-    transformers writes): the upstream model's recommended sampling settings."""
+    transformers writes): the upstream model's recommended sampling settings, with
+    `do_sample` true, without which transformers refuses to save a model loaded from it
+    (e.g. a trainer's export) while it carries a temperature."""
     generation_source: str
     """Where those settings come from."""
 
@@ -75,7 +77,7 @@ SMOLLM2_135M = BuiltinModel(
     # huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct/blob/4dc8c83/generation_config.json).
     # Its model card's "How to use" example samples with temperature=0.2, top_p=0.9
     # (model.generate(inputs, max_new_tokens=50, temperature=0.2, top_p=0.9, do_sample=True)).
-    generation_config=(("temperature", 0.2), ("top_p", 0.9)),
+    generation_config=(("do_sample", True), ("temperature", 0.2), ("top_p", 0.9)),
     generation_source="model card of HuggingFaceTB/SmolLM2-135M-Instruct ('How to use': "
                       "temperature=0.2, top_p=0.9); its generation_config.json sets none",
 )
@@ -96,8 +98,9 @@ QWEN25_CODER_05B = BuiltinModel(
     # (<|im_end|>, <|endoftext|>). The 0.5B's own generation_config.json could not be read
     # offline; its size on the hub (243 bytes, 1 more than the 32B's) hints that one
     # value differs (Qwen2-0.5B-Instruct's says repetition_penalty 1.1).
-    generation_config=(("temperature", 0.7), ("top_p", 0.8), ("top_k", 20),
-                       ("repetition_penalty", 1.05), ("eos_token_id", [151645, 151643])),
+    generation_config=(("do_sample", True), ("temperature", 0.7), ("top_p", 0.8),
+                       ("top_k", 20), ("repetition_penalty", 1.05),
+                       ("eos_token_id", [151645, 151643])),
     generation_source="Qwen2.5-Coder's default decoding hyperparameters (QwenLM/Qwen2.5-Coder "
                       "README; Qwen2.5-Coder-32B-Instruct generation_config.json)",
 )
