@@ -4,8 +4,8 @@
 vLLM's server reads the same keys (`ModelConfig.get_diff_sampling_param`: the penalties,
 temperature, top_k, top_p, min_p, and max_new_tokens as the default max_tokens) and fills
 each field a request omits with the model's value, else its own neutral default. `do_sample`
-is ignored there too: a model whose card says `do_sample: false` still samples unless the
-request asks for temperature 0.
+is ignored there too: a model whose generation_config.json says `do_sample: false` still
+samples unless the request asks for temperature 0.
 """
 
 from __future__ import annotations
