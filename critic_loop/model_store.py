@@ -133,20 +133,27 @@ def swap_into_place(staging: Path, out: Path) -> None:
 def convert_gguf(gguf: Path, out: Path) -> None:
     """Dequantise a GGUF file into a bf16 Hugging Face directory with its tokenizer."""
     import torch
+    from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                   dtype=torch.float32)
-    # A GGUF-loaded model refuses save_pretrained: rebuild it from its config.
+    loaded.to(torch.bfloat16)  # in place: the float32 copy is freed
+    # A GGUF-loaded model refuses save_pretrained: rebuild it from its config, around the
+    # same tensors (parameters made on the meta device, then assigned: no second copy).
     config = loaded.config
     # The weights are dequantised now; a leftover gguf quantization_config makes vLLM
     # look for a GGUF loader.
     config.__dict__.pop("quantization_config", None)
     config.dtype = torch.bfloat16
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
-    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    with init_empty_weights(include_buffers=False):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.load_state_dict(loaded.state_dict(), assign=True)
+    model.tie_weights()
+    if missing := [name for name, p in model.named_parameters() if p.is_meta]:
+        raise RuntimeError(f"{gguf}: no weights for {missing[:3]}")
+    model.save_pretrained(out, safe_serialization=True)
     if not tokenizer.chat_template:
         raise RuntimeError(f"{gguf} carries no chat template")
     tokenizer.save_pretrained(out)
