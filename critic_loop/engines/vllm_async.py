@@ -69,6 +69,9 @@ class EngineConfig:
     max_num_seqs: int = 64
     gpu_memory_utilization: float = 0.9
     disable_log_stats: bool = False
+    generation_config: str = "auto"
+    """vLLM's `--generation-config` (the model's eos ids and sampling defaults): 'auto',
+    'vllm' or a folder."""
     engine_args: tuple[str, ...] = ()
     """Any other vLLM engine arguments, as on `vllm serve`'s command line (parsed by vLLM's
     own parser, e.g. `("--tensor-parallel-size", "2")` or `("--config", "engine.yaml")`).
@@ -115,7 +118,8 @@ class EngineConfig:
                 "max_model_len": self.max_model_len, "dtype": dtype,
                 "enforce_eager": self.enforce_eager, "seed": self.seed,
                 "max_num_seqs": self.max_num_seqs,
-                "gpu_memory_utilization": self.gpu_memory_utilization}
+                "gpu_memory_utilization": self.gpu_memory_utilization,
+                "generation_config": self.generation_config}
         defaults = {"kv_cache_memory_bytes": self.kv_cache_bytes(),
                     "block_size": self.cpu_block_size(), **self.scheduling_args()}
         args = engine_args_from(self.engine_args, ours, defaults)
@@ -133,6 +137,8 @@ class VLLMEngine:
         self._in_flight = 0
         self._tokenizer = tokenizer
         self.model_name = config.served_name
+        self.model_dir = config.model
+        """The local directory served (`--generation-config auto` reads its defaults)."""
         self.max_model_len = llm.model_config.max_model_len
         # From the model (vLLM's registry and config); a text-only model's images get a 400
         self._images = images if model_reads_images(llm.model_config) else None

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from critic_loop.config import SELECTS
 from critic_loop.engine import SamplingOptions, StructuredOutput
+from critic_loop.generation_defaults import GenerationDefaults
 from server.protocol.advisory import AdvisoryFields
 from server.protocol.base import OpenAIObject
 from server.protocol.fields import Seed, StopText, Text
@@ -144,16 +145,15 @@ class ChatCompletionRequest(SamplingFields, StructuredOutputFields, ToolFields,
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
-    def sampling(self, max_tokens: int) -> SamplingOptions:
+    def sampling(self, max_tokens: int, defaults: GenerationDefaults) -> SamplingOptions:
+        """The engine's options; `defaults` (the model's) fill omitted sampling fields."""
         return SamplingOptions(
             max_tokens=max_tokens,
-            temperature=1.0 if self.temperature is None else self.temperature,
-            top_p=1.0 if self.top_p is None else self.top_p,
             seed=self.seed,
             stop=self.stop_sequences(),
             logprobs=(self.top_logprobs or 0) if self.logprobs else None,
             structured=self.constraint(),
-            **self.sampling_extras(),
+            **self.sampling_extras(defaults),
         )
 
     def include_usage(self) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from critic_loop.engine import Completion, SamplingOptions, TokenLogprob
+from critic_loop.generation_defaults import GenerationDefaults
 from server.protocol.advisory import AdvisoryFields
 from server.protocol.chat import ChatCompletionRequest, StreamOptions
 from server.protocol.chat_response import Usage, finish_reason
@@ -85,13 +86,12 @@ class CompletionRequest(SamplingFields, StructuredOutputFields, AdvisoryFields):
     stop_sequences = ChatCompletionRequest.stop_sequences
     include_usage = ChatCompletionRequest.include_usage
 
-    def sampling(self, max_tokens: int) -> SamplingOptions:
+    def sampling(self, max_tokens: int, defaults: GenerationDefaults) -> SamplingOptions:
+        """The engine's options; `defaults` (the model's) fill omitted sampling fields."""
         return SamplingOptions(
-            max_tokens=max_tokens,
-            temperature=1.0 if self.temperature is None else self.temperature,
-            top_p=1.0 if self.top_p is None else self.top_p,
-            seed=self.seed, stop=self.stop_sequences(), logprobs=self.logprobs,
-            structured=self.structured_output(), **self.sampling_extras())
+            max_tokens=max_tokens, seed=self.seed, stop=self.stop_sequences(),
+            logprobs=self.logprobs, structured=self.structured_output(),
+            **self.sampling_extras(defaults))
 
 
 # -- responses ----------------------------------------------------------------------------

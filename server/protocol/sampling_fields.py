@@ -1,6 +1,7 @@
 """OpenAI's penalties and `logit_bias`, and vLLM's extra sampling fields, validated with
 vLLM's ranges (so a bad value is a 400 here, not an engine error) and handed to
-`SamplingOptions` under the same names."""
+`SamplingOptions` under the same names, with the model's own defaults (its
+`generation_config.json`) for the sampling fields a request omits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
+from critic_loop.generation_defaults import SAMPLING_FIELDS, GenerationDefaults
 from server.protocol.base import RequestModel
 
 Bias = Annotated[float, Field(ge=-100, le=100)]
@@ -16,7 +18,8 @@ Word = Annotated[str, Field(min_length=1)]
 
 
 class SamplingFields(RequestModel):
-    """Sampling fields beyond temperature/top_p; unset means vLLM's default."""
+    """Sampling fields beyond temperature/top_p (which each request declares itself);
+    unset means the model's default, else vLLM's."""
 
     model_config = ConfigDict(allow_inf_nan=False)
 
@@ -36,8 +39,11 @@ class SamplingFields(RequestModel):
     spaces_between_special_tokens: bool = True
     include_stop_str_in_output: bool = False
 
-    def sampling_extras(self) -> dict[str, Any]:
-        """These fields as `SamplingOptions` keyword arguments (unset ones left out)."""
+    def sampling_extras(self, defaults: GenerationDefaults) -> dict[str, Any]:
+        """These fields and the request's temperature/top_p as `SamplingOptions` keyword
+        arguments. The one place a model's sampling defaults apply: each of
+        `SAMPLING_FIELDS` the request omits takes `defaults`' value; left out when neither
+        has one, so `SamplingOptions`' neutral (vLLM's) default holds."""
         extras: dict[str, Any] = {
             "min_tokens": self.min_tokens, "ignore_eos": self.ignore_eos,
             "skip_special_tokens": self.skip_special_tokens,
@@ -47,8 +53,6 @@ class SamplingFields(RequestModel):
             "stop_token_ids": tuple(self.stop_token_ids or ()),
             "bad_words": tuple(self.bad_words or ()),
         }
-        for name in ("presence_penalty", "frequency_penalty", "repetition_penalty",
-                     "top_k", "min_p"):
-            if (value := getattr(self, name)) is not None:
-                extras[name] = value
+        extras.update(defaults.fill({name: getattr(self, name, None)
+                                     for name in SAMPLING_FIELDS}))
         return extras

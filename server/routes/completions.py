@@ -20,7 +20,8 @@ router = APIRouter()
 @router.post("/v1/completions", dependencies=[Authorized])
 async def create_completion(body: CompletionRequest, request: Request, state: State) -> Any:
     await state.precheck()
-    service = CompletionService(state.engine, state.settings, state.metrics)
+    service = CompletionService(state.engine, state.settings, state.metrics,
+                                state.sampling_defaults)
     # Tokenising blocks: never on the event loop
     prepared = await asyncio.to_thread(service.prepare, body)
     request_id = request.state.request_id

@@ -10,6 +10,7 @@ from typing import Any
 
 from critic_loop.best_of_n import BestOfNResult, best_of_n
 from critic_loop.engine import Engine, GenerationRequest
+from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
 from server.capacity import WorkCost
 from server.metrics import Metrics
 from server.protocol.chat import ChatCompletionRequest
@@ -26,13 +27,14 @@ from server.settings import ServerSettings
 class ChatService:
     """Turns `ChatCompletionRequest`s into engine work and OpenAI-shaped answers."""
 
-    def __init__(self, engine: Engine, settings: ServerSettings, metrics: Metrics) -> None:
+    def __init__(self, engine: Engine, settings: ServerSettings, metrics: Metrics,
+                 defaults: GenerationDefaults = NO_DEFAULTS) -> None:
         self.engine = engine
         self.settings = settings
         self.metrics = metrics
         self.tool_parser = (ToolParser(settings.tool_call_parser, getattr(engine, "tokenizer", None))
                             if settings.tool_call_parser else None)
-        self.preparer = ChatPreparer(engine, settings, self.tool_parser)
+        self.preparer = ChatPreparer(engine, settings, self.tool_parser, defaults)
 
     # -- validation: see ChatPreparer ------------------------------------------------------
     def estimated_cost(self, request: ChatCompletionRequest) -> WorkCost:

@@ -12,6 +12,7 @@ from typing import Any
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Engine, PromptTooLongError, SamplingOptions
+from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
 from critic_loop.images import prompt_tokens as tokens_with_images
 from critic_loop.images import with_images
 from critic_loop.judge_budget import JOIN_SLACK, judge_budget
@@ -51,11 +52,17 @@ class ChatPreparer:
     """Checks chat requests against the engine and the server's settings."""
 
     def __init__(self, engine: Engine, settings: ServerSettings,
-                 tool_parser: ToolParser | None) -> None:
+                 tool_parser: ToolParser | None,
+                 defaults: GenerationDefaults = NO_DEFAULTS) -> None:
         self.engine = engine
         self.settings = settings
         self.tool_parser = tool_parser
         self.media = MediaPolicy.from_settings(settings)
+        self.defaults = defaults
+        """The model's sampling defaults, for what a request omits (never the judge's)."""
+        self.default_max_tokens = defaults.max_tokens or settings.default_max_tokens
+        """The candidates' budget when a request sets none: the model's max_new_tokens
+        (as vLLM), else --default-max-tokens; capped by what the context leaves."""
 
     def estimated_cost(self, request: ChatCompletionRequest) -> WorkCost:
         """The admission cost before templating, from the raw request (cheap, on the event
@@ -64,7 +71,7 @@ class ChatPreparer:
         and the self_critic options."""
         critic = self_critic_config(request, self._check_model(request.model), self.settings)
         chars = sum(len(str(m.as_text_dict()["content"])) for m in request.messages)
-        max_tokens = request.requested_max_tokens() or self.settings.default_max_tokens
+        max_tokens = request.requested_max_tokens() or self.default_max_tokens
         return chat_cost(chars, request.n, max_tokens, critic, self.engine.max_model_len)
 
     def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
@@ -120,7 +127,7 @@ class ChatPreparer:
         """The request's sampling options, checked by the engine before any work (token
         ids in its vocabulary, grammars it can compile), so a bad value is a 400."""
         def build() -> SamplingOptions:
-            sampling = request.sampling(max_tokens)
+            sampling = request.sampling(max_tokens, self.defaults)
             if (self.tool_parser and request.effective_tool_choice == "auto"
                     and self.tool_parser.keeps_special_tokens(request)):
                 sampling = replace(sampling, skip_special_tokens=False)
@@ -176,7 +183,7 @@ class ChatPreparer:
         room = room_after_prompt(self.engine.max_model_len, prompt_tokens, asked or 1,
                                  param=_max_tokens_param(request), prompt_param="messages",
                                  prompt_advice="The messages alone fill it; shorten them.")
-        return min(self.settings.default_max_tokens, room) if asked is None else asked
+        return min(self.default_max_tokens, room) if asked is None else asked
 
 
 def _max_tokens_param(request: ChatCompletionRequest) -> str:

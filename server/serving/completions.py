@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from critic_loop.engine import Engine, GenerationRequest, SamplingOptions, StreamDelta
+from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
 from server.admission import chat_cost
 from server.capacity import WorkCost
 from server.errors import bad_request
@@ -58,10 +59,13 @@ class PreparedCompletion:
 class CompletionService:
     """Turns `CompletionRequest`s into engine work and `text_completion` answers."""
 
-    def __init__(self, engine: Engine, settings: ServerSettings, metrics: Metrics) -> None:
+    def __init__(self, engine: Engine, settings: ServerSettings, metrics: Metrics,
+                 defaults: GenerationDefaults = NO_DEFAULTS) -> None:
         self.engine = engine
         self.settings = settings
         self.metrics = metrics
+        self.defaults = defaults
+        """The model's sampling defaults, for what a request omits."""
 
     def prepare(self, request: CompletionRequest) -> PreparedCompletion:
         self._check_model(request.model)
@@ -70,7 +74,7 @@ class CompletionService:
             raise bad_request(f"n × prompts must be at most {self.settings.max_n}, got "
                               f"{request.n} × {len(prompts)}.", param="n")
         samplings = tuple(checked_sampling(self.engine, lambda p=p: request.sampling(
-            self._max_tokens(request, p))) for p in prompts)
+            self._max_tokens(request, p), self.defaults)) for p in prompts)
         return PreparedCompletion(request, tuple(prompts), samplings)
 
     def _check_model(self, name: str) -> None:

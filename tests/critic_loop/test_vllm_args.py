@@ -33,3 +33,15 @@ def test_cpu_defaults_apply_when_unset(tmp_path) -> None:
 def test_our_fields_are_refused_among_engine_arguments() -> None:
     with pytest.raises(EngineArgumentError, match="'seed' is set by"):
         engine_args_from(["--seed", "4"], {"seed": 0}, {})
+
+
+def test_generation_config_reaches_vllm(tmp_path) -> None:
+    """vLLM reads the model's eos ids from its generation config too: `vllm` is passed on."""
+    assert EngineConfig(model=str(tmp_path), served_name="m").async_engine_args(
+        "bfloat16").generation_config == "auto"
+    args = EngineConfig(model=str(tmp_path), served_name="m",
+                        generation_config="vllm").async_engine_args("bfloat16")
+    assert args.generation_config == "vllm"
+    with pytest.raises(EngineArgumentError, match="'generation_config' is set by"):
+        EngineConfig(model=str(tmp_path), served_name="m", engine_args=(
+            "--generation-config", "vllm")).async_engine_args("bfloat16")

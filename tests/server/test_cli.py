@@ -20,7 +20,8 @@ from server.logging_setup import JsonFormatter
 from server.request_context import RequestIdFilter, request_id_var
 
 
-@pytest.mark.parametrize("argv", [[], ["serve"], ["critique"], ["prepare-model"]])
+@pytest.mark.parametrize("argv", [[], ["serve"], ["critique"], ["models"],
+                                  ["prepare-model"]])
 def test_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--help"])

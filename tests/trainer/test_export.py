@@ -41,6 +41,21 @@ def test_export_is_servable_bf16_with_metadata(tiny_model_dir: Path, tmp_path: P
     assert out.stat().st_mode & 0o055  # readable by others (mkdtemp would make it 0700)
 
 
+def test_export_keeps_the_base_models_sampling_defaults(tiny_model_dir: Path,
+                                                        tmp_path: Path) -> None:
+    """The server reads them from generation_config.json: an export serves with the base
+    model's defaults, not whatever the trainer sampled with."""
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, base)
+    generation = {**json.loads((base / "generation_config.json").read_text()),
+                  "do_sample": True, "temperature": 0.7, "top_k": 20}
+    (base / "generation_config.json").write_text(json.dumps(generation))
+    model, tokenizer = load(tiny_model_dir)
+    model.generation_config.update(do_sample=True, temperature=1.3)  # as a trainer may leave it
+    out = export_model(model, tokenizer, tmp_path / "final", base_dir=base, metadata={})
+    assert json.loads((out / "generation_config.json").read_text()) == generation
+
+
 def test_lora_is_merged(tiny_model_dir: Path, tmp_path: Path) -> None:
     from peft import LoraConfig, get_peft_model
 
