@@ -3,7 +3,9 @@
 `best_of_n` is what a chat completion with `self_critic` runs: one engine request with
 n=N for the candidates, then the knockout (`critic_loop.tournament`), and the candidates
 come back in rank order with a report of what it cost. With `merge="answer"` the knockout
-is over distinct answers (`critic_loop.entrants`) once every candidate has finished.
+is over distinct answers (`critic_loop.entrants`) once every candidate has finished. With
+`adaptive`, candidates stop once their answer is settled (`critic_loop.adaptive`) and only
+the finished ones are ranked.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from critic_loop.adaptive import AdaptiveSample, sample_adaptively
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import (
     Completion,
@@ -63,7 +66,11 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
     """
     seed = draw_seed(config.seed)
     notes: tuple[str, ...] = ()
-    if config.merge == "answer" and config.schedule == "pipelined":
+    if config.adaptive != "off" and config.schedule == "pipelined":
+        config = replace(config, schedule="rounds")
+        notes = ("adaptive sampling ranks the candidates once they are settled, so the "
+                 "bracket ran as 'rounds' instead of 'pipelined'",)
+    elif config.merge == "answer" and config.schedule == "pipelined":
         # Entrants and their vote counts exist only once every candidate has finished.
         config = replace(config, schedule="rounds")
         notes = ("merge 'answer' needs every candidate finished, so the bracket ran as "
@@ -73,6 +80,7 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
     request = GenerationRequest(f"{request_id}-cand", prompt, sampling, n=config.candidates,
                                 images=images, prompt_ids=prompt_ids)
     knockout: KnockoutResult
+    adaptive: AdaptiveSample | None = None
     if config.schedule == "pipelined":
         from critic_loop.pipeline import play_pipelined
 
@@ -80,15 +88,21 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
             engine, request, Bracket.build(config.candidates, seed), judge)
         completions = _check_candidates(result, config.candidates)
     else:
-        [result] = await engine.generate([request])
-        completions = _check_candidates(result, config.candidates)
+        if config.adaptive != "off":  # the finished candidates only, renumbered 0..m-1
+            adaptive = await sample_adaptively(engine, request, config)
+            result = adaptive.result
+        else:
+            [result] = await engine.generate([request])
+        completions = _check_candidates(result, len(result.completions) if adaptive
+                                        else config.candidates)
         texts = [c.text for c in completions]
         draw = (Draw.of_answers(completions, config.answer_format, config.answer_pattern)
                 if config.merge == "answer" else Draw.of_texts(texts))
         knockout = await play_rounds(Bracket.build(len(draw.slots), seed), judge, texts, draw)
-    report = SelfCriticReport(config, knockout,
-                              TokenUsage(result.prompt_tokens, result.completion_tokens),
-                              completions, notes, images=len(images))
+    usage = (adaptive.usage if adaptive  # stopped candidates' tokens too
+             else TokenUsage(result.prompt_tokens, result.completion_tokens))
+    report = SelfCriticReport(config, knockout, usage, completions, notes, images=len(images),
+                              adaptive=adaptive.report if adaptive else None)
     logger.debug("%s: winner %d of %d (%d entrants) after %d judge calls", request_id,
                  knockout.winner, config.candidates, len(knockout.entrants),
                  knockout.judge_calls)

@@ -18,6 +18,7 @@ MAX_CANDIDATES = 128
 MAX_COMPARISONS = 64
 SCHEDULES = ("rounds", "pipelined")
 MERGES = ("text", "answer")
+ADAPTIVE = ("off", "agreement", "confidence")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,15 @@ class SelfCriticConfig:
     answer_pattern: str | None = field(default=None, metadata={
         "help": "A regular expression that reads the answer instead (its last match; group "
                 "1 if it has groups, else the whole match)."})
+    adaptive: str = field(default="off", metadata={
+        "help": "'off': every candidate runs to its end; 'agreement': stop the running "
+                "candidates once the leading answer group cannot be overtaken by them "
+                "(critic_loop.adaptive); 'confidence': also stop a candidate whose "
+                "sliding-window confidence falls below a threshold set from the first "
+                "finished ones (DeepConf online). Stopped candidates are not ranked."})
+    adaptive_wave: int = field(default=0, metadata={
+        "help": "With adaptive: sample this many candidates at a time and draw another wave "
+                "only while the answer is unsettled, up to N; 0: all N at once."})
 
     def __post_init__(self) -> None:
         _check_int("candidates", self.candidates, 1, MAX_CANDIDATES)
@@ -80,6 +90,12 @@ class SelfCriticConfig:
             if value not in allowed_values:
                 allowed = ", ".join(repr(v) for v in allowed_values)
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.adaptive not in ADAPTIVE:
+            allowed = ", ".join(repr(v) for v in ADAPTIVE)
+            raise ValueError(f"adaptive must be one of {allowed}, got {self.adaptive!r}")
+        _check_int("adaptive_wave", self.adaptive_wave, 0, self.candidates)
+        if self.adaptive_wave and self.adaptive == "off":
+            raise ValueError("adaptive_wave needs adaptive 'agreement' or 'confidence'")
         if self.answer_pattern is not None:
             if not isinstance(self.answer_pattern, str):
                 raise ValueError(f"answer_pattern must be a string, got {self.answer_pattern!r}")
@@ -143,7 +159,8 @@ class SelfCriticConfig:
                 "comparisons": self.comparisons, "judge_max_tokens": self.judge_max_tokens,
                 "judge_temperature": self.judge_temperature, "return_trace": self.return_trace,
                 "seed": self.seed, "schedule": self.schedule, "merge": self.merge,
-                "answer_format": self.answer_format, "answer_pattern": self.answer_pattern}
+                "answer_format": self.answer_format, "answer_pattern": self.answer_pattern,
+                "adaptive": self.adaptive, "adaptive_wave": self.adaptive_wave}
 
 
 def _check_int(name: str, value: Any, low: int | None, high: int | None) -> None:

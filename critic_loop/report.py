@@ -61,6 +61,8 @@ class SelfCriticReport:
     """What the run changed from what was asked (e.g. the schedule), in words."""
     images: int = 0
     """Images every candidate and judgment saw (a count: the report never holds them)."""
+    adaptive: Any = None
+    """With adaptive sampling, its `critic_loop.adaptive.AdaptiveReport`."""
 
     @property
     def judge_usage(self) -> TokenUsage:
@@ -132,6 +134,8 @@ class SelfCriticReport:
             out["notes"] = list(self.notes)
         if self.images:
             out["images"] = self.images
+        if self.adaptive is not None:
+            out["adaptive"] = self.adaptive.to_dict()
         if self.config.return_trace:
             out["trace"] = trace_dict(self.knockout, self.candidates)
             if self.images:

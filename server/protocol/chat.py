@@ -83,6 +83,12 @@ class SelfCriticOptions(BaseModel):
     answer_pattern: str | None = Field(
         None, max_length=500, description="A regular expression that reads the answer "
                                           "instead: its last match, group 1 if any.")
+    adaptive: Literal["off", "agreement", "confidence"] = Field(
+        "off", description="'agreement': stop the running candidates once the leading "
+                           "answer cannot be overtaken; 'confidence': also stop a candidate "
+                           "whose confidence falls below its first finished peers' (DeepConf).")
+    adaptive_wave: int = Field(0, ge=0, description="With adaptive: candidates per wave, a "
+                                                    "wave added only while unsettled; 0: all.")
 
 
 class ChatCompletionRequest(SamplingFields, StructuredOutputFields, ToolFields,
