@@ -60,7 +60,8 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
 
     `prompt` is the rendered chat prompt (`prompt_ids` its tokens, when the engine's
     `render_prompt` made them); `question` (the messages, images included) is
-    what the judge reads. Engine requests are named `{request_id}-cand` and
+    what the judge reads. Engine requests are named `{request_id}-cand` (with `adaptive`,
+    one per candidate: `{request_id}-cand{i}`) and
     `{request_id}-r{round}-m{match}-j{k}` (`-x` for a tie-break judgment); cancelling the
     awaiting task cancels them.
     """

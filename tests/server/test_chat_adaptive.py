@@ -32,6 +32,8 @@ def test_adaptive_agreement_stops_the_late_candidate(make_client) -> None:
     assert body["choices"][0]["message"]["content"] == "It is 42"
     candidate = body["self_critic"]["usage"]["candidate"]
     assert candidate["completion_tokens"] == 3 * 3 + stopped["completion_tokens"]
+    metrics = client.get("/metrics").text
+    assert "selfcritic_candidates_total 4.0" in metrics  # every candidate started
 
 
 def test_adaptive_options_are_checked(make_client) -> None:
