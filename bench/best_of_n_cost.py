@@ -101,14 +101,22 @@ def engine_environment(env: dict[str, str]) -> Iterator[None]:
 
 def parse_variant(text: str) -> dict[str, Any]:
     """DTYPE[:blockN][:answer][:eager|:compiled][:bind-auto|:bind-all][:preload|:nopreload]
-    -> engine dtype, KV block size, merge mode, whether the engine compiles (None: the
-    --compiled flag decides) and the environment its engine starts with (the CPU thread
-    binding, LD_PRELOAD; unset: `critic_loop.engines.cpu_runtime` decides)."""
+    [:agreement|:confidence][:waveN] -> engine dtype, KV block size, merge mode, whether
+    the engine compiles (None: the --compiled flag decides), the environment its engine
+    starts with (the CPU thread binding, LD_PRELOAD; unset: `critic_loop.engines.cpu_runtime`
+    decides) and adaptive sampling (`critic_loop.adaptive`; waveN implies agreement)."""
     dtype, *options = text.split(":")
     variant: dict[str, Any] = {"name": text, "dtype": dtype, "block_size": None,
-                               "merge": "text", "eager": None, "env": {}}
+                               "merge": "text", "eager": None, "env": {},
+                               "adaptive": "off", "wave": 0}
     for option in options:
-        if option in CPU_RUNTIME_OPTIONS:
+        if option in ("agreement", "confidence"):
+            variant["adaptive"] = option
+        elif option.startswith("wave"):
+            variant["wave"] = int(option.removeprefix("wave"))
+            if variant["adaptive"] == "off":
+                variant["adaptive"] = "agreement"
+        elif option in CPU_RUNTIME_OPTIONS:
             variant["env"].update(CPU_RUNTIME_OPTIONS[option]())
         elif option in ("eager", "compiled"):
             variant["eager"] = option == "eager"
@@ -161,7 +169,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 plain = time.monotonic() - started
                 config = SelfCriticConfig(candidates=args.candidates, judge="fast",
                                           comparisons=args.comparisons, seed=q,
-                                          schedule=args.schedule, merge=v["merge"])
+                                          schedule=args.schedule, merge=v["merge"],
+                                          adaptive=v["adaptive"], adaptive_wave=v["wave"])
                 started = time.monotonic()
                 judged_before = len(engine.judged)
                 result = await best_of_n(engine, prompt, messages, sampling, config,
@@ -171,6 +180,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     len(engine.judged) - judged_before)
                 rows[v["name"]].setdefault("entrants", []).append(len(result.report.knockout.entrants))
                 rows[v["name"]].setdefault("load1", []).append(machine()["loadavg"][0])
+                rows[v["name"]].setdefault("candidate_tokens", []).append(
+                    result.report.candidate_usage.completion_tokens)
+                rows[v["name"]].setdefault("started", []).append(
+                    result.report.adaptive.started if result.report.adaptive
+                    else args.candidates)
                 rows[v["name"]]["plain"].append(plain)
                 rows[v["name"]]["best"].append(best)
                 logger.info("q%d %s: plain %.2f s, best-of-%d %.2f s (%.2fx)", q, v["name"],
@@ -199,6 +213,9 @@ def summarise(raw: dict[str, Any]) -> list[dict[str, Any]]:
             "best_range_s": [round(min(best), 2), round(max(best), 2)],
             "ratio_median": round(statistics.median(ratios), 2),
             "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
+            "candidate_tokens_mean": round(statistics.mean(
+                raw["rows"][v["name"]]["candidate_tokens"]), 1),
+            "started_mean": round(statistics.mean(raw["rows"][v["name"]]["started"]), 2),
             "load1_range": [min(raw["rows"][v["name"]]["load1"]),
                             max(raw["rows"][v["name"]]["load1"])],
             "judgments": len(judged),
@@ -214,15 +231,16 @@ def markdown(summary: list[dict[str, Any]], args: argparse.Namespace) -> str:
              f"{args.questions} questions, {args.max_tokens} tokens, interleaved per question; "
              "medians with [min, max].", "",
              "| variant | plain n=N s | best-of-N s | ratio | entrants | judge calls "
-             "| judge prompt tokens | cached |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| judge prompt tokens | cached | candidate tokens | candidates started | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary:
         lines.append(
             f"| {row['variant']} | {row['plain_median_s']} {row['plain_range_s']} | "
             f"{row['best_median_s']} {row['best_range_s']} | {row['ratio_median']} "
             f"{row['ratio_range']} | {row['entrants_mean']} | {row['judge_calls_mean']} | "
             f"{row['judge_prompt_tokens_mean']} | "
-            f"{row['judge_cached_share']:.0%} |")
+            f"{row['judge_cached_share']:.0%} | {row['candidate_tokens_mean']} | "
+            f"{row['started_mean']} | {row['load1_range']} |")
     return "\n".join(lines) + "\n"
 
 
