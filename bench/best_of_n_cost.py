@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import glob
 import logging
+import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from _common import machine, setup_logging, write_results
@@ -52,14 +56,69 @@ class Recorder:
         return results
 
 
+def _all_cores() -> dict[str, str]:
+    from critic_loop.engines.cpu_runtime import BIND_VARIABLE, cpu_list
+
+    return {BIND_VARIABLE: cpu_list(sorted(os.sched_getaffinity(0)))}
+
+
+def _preload() -> dict[str, str]:
+    from critic_loop.engines.cpu_runtime import find_preload_libraries
+
+    return {"LD_PRELOAD": ":".join(find_preload_libraries())}
+
+
+def _torch_gomp() -> dict[str, str]:
+    """What vLLM preloads by itself: PyTorch's libgomp (found as vLLM finds it)."""
+    import torch
+
+    torch_dir = Path(torch.__file__).parent
+    found = sorted(glob.glob(str(torch_dir.parent / "torch.libs" / "libgomp*.so*"))
+                   + glob.glob(str(torch_dir / "lib" / "libgomp*.so*")))
+    return {"LD_PRELOAD": found[0] if found else ""}
+
+
+CPU_RUNTIME_OPTIONS = {
+    "bind-auto": lambda: {"VLLM_CPU_OMP_THREADS_BIND": "auto"},  # vLLM's own: one reserved
+    "bind-all": _all_cores,
+    "preload": _preload,  # tcmalloc and Intel OpenMP where installed
+    "nopreload": _torch_gomp,
+}
+
+
+@contextlib.contextmanager
+def engine_environment(env: dict[str, str]) -> Iterator[None]:
+    """`env` set while an engine starts (its spawned core reads it), then put back: vLLM
+    itself writes LD_PRELOAD into this process's environment at start."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def parse_variant(text: str) -> dict[str, Any]:
-    """DTYPE[:blockN][:answer][:eager|:compiled] -> engine dtype, KV block size, merge
-    mode and whether the engine compiles (None: the --compiled flag decides)."""
+    """DTYPE[:blockN][:answer][:eager|:compiled][:bind-auto|:bind-all][:preload|:nopreload]
+    [:agreement|:confidence][:waveN] -> engine dtype, KV block size, merge mode, whether
+    the engine compiles (None: the --compiled flag decides), the environment its engine
+    starts with (the CPU thread binding, LD_PRELOAD; unset: `critic_loop.engines.cpu_runtime`
+    decides) and adaptive sampling (`critic_loop.adaptive`; waveN implies agreement)."""
     dtype, *options = text.split(":")
     variant: dict[str, Any] = {"name": text, "dtype": dtype, "block_size": None,
-                               "merge": "text", "eager": None}
+                               "merge": "text", "eager": None, "env": {},
+                               "adaptive": "off", "wave": 0}
     for option in options:
-        if option in ("eager", "compiled"):
+        if option in ("agreement", "confidence"):
+            variant["adaptive"] = option
+        elif option.startswith("wave"):
+            variant["wave"] = int(option.removeprefix("wave"))
+            if variant["adaptive"] == "off":
+                variant["adaptive"] = "agreement"
+        elif option in CPU_RUNTIME_OPTIONS:
+            variant["env"].update(CPU_RUNTIME_OPTIONS[option]())
+        elif option in ("eager", "compiled"):
             variant["eager"] = option == "eager"
         elif option.startswith("block"):
             variant["block_size"] = int(option.removeprefix("block"))
@@ -80,15 +139,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for v in variants:
         if v["eager"] is None:
             v["eager"] = not args.compiled
-        key = f"{v['dtype']}:{v['block_size']}:{v['eager']}"
+        key = f"{v['dtype']}:{v['block_size']}:{v['eager']}:{sorted(v['env'].items())}"
         if key in engines:  # variants that differ only in merge mode share an engine
             v["start_s"] = 0.0
             engines[v["name"]] = engines[key]
             continue
         started = time.monotonic()
-        engine = VLLMEngine.start(EngineConfig(
-            model=str(model.path), served_name=model.served_name, dtype=v["dtype"],
-            block_size=v["block_size"], enforce_eager=v["eager"]))
+        with engine_environment(v["env"]):
+            engine = VLLMEngine.start(EngineConfig(
+                model=str(model.path), served_name=model.served_name, dtype=v["dtype"],
+                block_size=v["block_size"], enforce_eager=v["eager"]))
         await engine.warm_up()
         v["start_s"] = round(time.monotonic() - started, 1)
         engines[v["name"]] = engines[key] = Recorder(engine)
@@ -109,7 +169,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 plain = time.monotonic() - started
                 config = SelfCriticConfig(candidates=args.candidates, judge="fast",
                                           comparisons=args.comparisons, seed=q,
-                                          schedule=args.schedule, merge=v["merge"])
+                                          schedule=args.schedule, merge=v["merge"],
+                                          adaptive=v["adaptive"], adaptive_wave=v["wave"])
                 started = time.monotonic()
                 judged_before = len(engine.judged)
                 result = await best_of_n(engine, prompt, messages, sampling, config,
@@ -118,6 +179,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 rows[v["name"]].setdefault("judge_calls", []).append(
                     len(engine.judged) - judged_before)
                 rows[v["name"]].setdefault("entrants", []).append(len(result.report.knockout.entrants))
+                rows[v["name"]].setdefault("load1", []).append(machine()["loadavg"][0])
+                rows[v["name"]].setdefault("candidate_tokens", []).append(
+                    result.report.candidate_usage.completion_tokens)
+                rows[v["name"]].setdefault("started", []).append(
+                    result.report.adaptive.started if result.report.adaptive
+                    else args.candidates)
                 rows[v["name"]]["plain"].append(plain)
                 rows[v["name"]]["best"].append(best)
                 logger.info("q%d %s: plain %.2f s, best-of-%d %.2f s (%.2fx)", q, v["name"],
@@ -146,6 +213,11 @@ def summarise(raw: dict[str, Any]) -> list[dict[str, Any]]:
             "best_range_s": [round(min(best), 2), round(max(best), 2)],
             "ratio_median": round(statistics.median(ratios), 2),
             "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
+            "candidate_tokens_mean": round(statistics.mean(
+                raw["rows"][v["name"]]["candidate_tokens"]), 1),
+            "started_mean": round(statistics.mean(raw["rows"][v["name"]]["started"]), 2),
+            "load1_range": [min(raw["rows"][v["name"]]["load1"]),
+                            max(raw["rows"][v["name"]]["load1"])],
             "judgments": len(judged),
             "judge_prompt_tokens_mean": round(prompt_tokens / max(1, len(judged)), 1),
             "judge_cached_share": round(sum(c for _, c in judged) / max(1, prompt_tokens), 3),
@@ -159,15 +231,16 @@ def markdown(summary: list[dict[str, Any]], args: argparse.Namespace) -> str:
              f"{args.questions} questions, {args.max_tokens} tokens, interleaved per question; "
              "medians with [min, max].", "",
              "| variant | plain n=N s | best-of-N s | ratio | entrants | judge calls "
-             "| judge prompt tokens | cached |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| judge prompt tokens | cached | candidate tokens | candidates started | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary:
         lines.append(
             f"| {row['variant']} | {row['plain_median_s']} {row['plain_range_s']} | "
             f"{row['best_median_s']} {row['best_range_s']} | {row['ratio_median']} "
             f"{row['ratio_range']} | {row['entrants_mean']} | {row['judge_calls_mean']} | "
             f"{row['judge_prompt_tokens_mean']} | "
-            f"{row['judge_cached_share']:.0%} |")
+            f"{row['judge_cached_share']:.0%} | {row['candidate_tokens_mean']} | "
+            f"{row['started_mean']} | {row['load1_range']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -175,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--variants", nargs="+", default=["float32", "bfloat16"],
-                        help="DTYPE[:blockN][:answer][:eager|:compiled] per run, e.g. "
+                        help="DTYPE[:blockN][:answer][:eager|:compiled][:bind-auto|"
+                             ":bind-all][:preload|:nopreload] per run, e.g. "
                              "float32:block32:answer (variants differing only in merge "
                              "share an engine)")
     parser.add_argument("--questions", type=int, default=8)

@@ -5,7 +5,9 @@ n=N for the candidates (two submitted together with `include_greedy`: the greedy
 N−1 samples), then the selection strategy `config.select` names (`critic_loop.selection`;
 by default the knockout of `critic_loop.tournament`), and the candidates come back in rank
 order with a report of what it cost. With `merge="answer"` the knockout is over distinct
-answers (`critic_loop.entrants`) once every candidate has finished.
+answers (`critic_loop.entrants`) once every candidate has finished. With `adaptive`,
+candidates stop once their answer is settled (`critic_loop.adaptive`) and only the finished
+ones are ranked.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from critic_loop.adaptive import AdaptiveSample, sample_adaptively
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import (
     Completion,
@@ -63,7 +66,8 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
     `prompt` is the rendered chat prompt (`prompt_ids` its tokens, when the engine's
     `render_prompt` made them); `question` (the messages, images included) is
     what the judge reads. Engine requests are named `{request_id}-cand` (and
-    `{request_id}-greedy`, candidate 0, with `include_greedy`) and
+    `{request_id}-greedy`, candidate 0, with `include_greedy`; with `adaptive`, one per
+    candidate: `{request_id}-cand{i}`) and
     `{request_id}-{match}-j{k}` (`-x` for a tie-break judgment; a knockout's match is
     `r{round}-m{match}`, a league's `l-{a}-{b}`, a hybrid's `h-final`); cancelling the
     awaiting task cancels them. A strategy that reads confidence (or a trace) has the
@@ -82,6 +86,7 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
     requests = _candidate_requests(request_id, prompt, candidate_sampling, config, images,
                                    prompt_ids)
     selection: Selection
+    adaptive: AdaptiveSample | None = None
     if config.schedule == "pipelined":
         from critic_loop.pipeline import play_pipelined
 
@@ -91,15 +96,21 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
         signals = tuple(candidate_signals(c.logprobs) for c in completions)
         selection = knockout_selection(knockout)
     else:
-        result = _joined(await engine.generate(requests))
-        completions = _check_candidates(result, config.candidates)
+        if config.adaptive != "off":  # the finished candidates only, renumbered 0..m-1
+            adaptive = await sample_adaptively(engine, requests[0], config)
+            result = adaptive.result
+        else:
+            result = _joined(await engine.generate(requests))
+        completions = _check_candidates(result, len(result.completions) if adaptive
+                                        else config.candidates)
         signals = tuple(candidate_signals(c.logprobs) for c in completions)
         selection = await select(Pool(completions, signals, group_by), judge, config)
     completions = tuple(_as_asked(c, sampling.logprobs) for c in completions)
-    report = SelfCriticReport(config, selection.played,
-                              TokenUsage(result.prompt_tokens, result.completion_tokens),
-                              completions, notes, images=len(images),
-                              selection=selection.details, signals=signals)
+    usage = (adaptive.usage if adaptive  # stopped candidates' tokens too
+             else TokenUsage(result.prompt_tokens, result.completion_tokens))
+    report = SelfCriticReport(config, selection.played, usage, completions, notes,
+                              images=len(images), selection=selection.details,
+                              signals=signals, adaptive=adaptive.report if adaptive else None)
     logger.debug("%s: %s chose %d of %d (%d entrants) after %d judge calls", request_id,
                  config.select, selection.winner, config.candidates,
                  len(selection.played.entrants), selection.played.judge_calls)
@@ -112,6 +123,9 @@ def _schedule(config: SelfCriticConfig) -> tuple[SelfCriticConfig, tuple[str, ..
     if config.schedule != "pipelined":
         return config, ()
     rounds = replace(config, schedule="rounds")
+    if config.adaptive != "off":
+        return rounds, ("adaptive sampling ranks the candidates once they are settled, so "
+                        "the bracket ran as 'rounds' instead of 'pipelined'",)
     if config.select != "knockout":
         return rounds, ()  # a schedule is a knockout's notion: nothing asked was changed
     if config.merge == "answer":

@@ -26,6 +26,7 @@ MAX_LEAGUE_CANDIDATES = 16
 """A league judges every pair of entrants, U(U−1)/2 matches: 120 at 16 candidates."""
 DEFAULT_JUDGE_WEIGHT = 0.5
 """Hybrid's say for a judge whose reliability was not measured: half of a perfect one's."""
+ADAPTIVE = ("off", "agreement", "confidence")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,15 @@ class SelfCriticConfig:
     judge_weight: float = field(default=DEFAULT_JUDGE_WEIGHT, metadata={
         "help": "Hybrid: the judge's reliability in [0, 1] (2·p_comp − 1: 0 a coin, 1 always "
                 "right), the weight of its verdict between the top two; 0 never calls it."})
+    adaptive: str = field(default="off", metadata={
+        "help": "'off': every candidate runs to its end; 'agreement': stop the running "
+                "candidates once the leading answer group cannot be overtaken by them "
+                "(critic_loop.adaptive); 'confidence': also stop a candidate whose "
+                "sliding-window confidence falls below a threshold set from the first "
+                "finished ones (DeepConf online). Stopped candidates are not ranked."})
+    adaptive_wave: int = field(default=0, metadata={
+        "help": "With adaptive: sample this many candidates at a time and draw another wave "
+                "only while the answer is unsettled, up to N; 0: all N at once."})
 
     def __post_init__(self) -> None:
         _check_int("candidates", self.candidates, 1, MAX_CANDIDATES)
@@ -100,6 +110,15 @@ class SelfCriticConfig:
             if value not in allowed_values:
                 allowed = ", ".join(repr(v) for v in allowed_values)
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.adaptive not in ADAPTIVE:
+            allowed = ", ".join(repr(v) for v in ADAPTIVE)
+            raise ValueError(f"adaptive must be one of {allowed}, got {self.adaptive!r}")
+        _check_int("adaptive_wave", self.adaptive_wave, 0, self.candidates)
+        if self.adaptive_wave and self.adaptive == "off":
+            raise ValueError("adaptive_wave needs adaptive 'agreement' or 'confidence'")
+        if self.adaptive != "off" and self.include_greedy:
+            # The greedy candidate is a request of its own; adaptive sampling streams one.
+            raise ValueError("include_greedy cannot be combined with adaptive sampling yet")
         if self.answer_pattern is not None:
             if not isinstance(self.answer_pattern, str):
                 raise ValueError(f"answer_pattern must be a string, got {self.answer_pattern!r}")
@@ -194,7 +213,8 @@ class SelfCriticConfig:
                 "seed": self.seed, "schedule": self.schedule, "merge": self.merge,
                 "answer_format": self.answer_format, "answer_pattern": self.answer_pattern,
                 "select": self.select, "include_greedy": self.include_greedy,
-                "judge_weight": self.judge_weight}
+                "judge_weight": self.judge_weight,
+                "adaptive": self.adaptive, "adaptive_wave": self.adaptive_wave}
 
 
 def _check_int(name: str, value: Any, low: int | None, high: int | None) -> None:

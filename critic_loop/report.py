@@ -67,6 +67,8 @@ class SelfCriticReport:
     """The selection strategy's own details (`critic_loop.selection.base.Selection`)."""
     signals: tuple[CandidateSignals | None, ...] = ()
     """Per candidate, its confidence signals (None without logprobs)."""
+    adaptive: Any = None
+    """With adaptive sampling, its `critic_loop.adaptive.AdaptiveReport`."""
 
     @property
     def judge_usage(self) -> TokenUsage:
@@ -140,6 +142,8 @@ class SelfCriticReport:
             out["notes"] = list(self.notes)
         if self.images:
             out["images"] = self.images
+        if self.adaptive is not None:
+            out["adaptive"] = self.adaptive.to_dict()
         if self.config.return_trace:
             out["trace"] = trace_dict(self.knockout, self.candidates, self.signals)
             out["trace"]["selection"] = {"strategy": self.config.select, **self.selection}

@@ -98,7 +98,9 @@ class Metrics:
     def record_self_critic(self, report: SelfCriticReport) -> None:
         """Count one tournament (best-of-N or a critique)."""
         mode = report.config.mode.value
-        self.candidates.inc(len(report.candidates))
+        # adaptive sampling ranks only its finished candidates; count every one it started
+        self.candidates.inc(report.adaptive.started if report.adaptive
+                            else len(report.candidates))
         self.judge_calls.labels(mode).inc(report.judge_calls)
         self.judge_calls_saved.labels(mode).inc(report.judge_calls_saved)
         self.invalid_verdicts.labels(mode).inc(report.invalid_votes)

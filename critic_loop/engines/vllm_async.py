@@ -157,6 +157,10 @@ class VLLMEngine:
 
         dtype = resolve_dtype(config.dtype, config.model, on_cpu=_on_cpu()).dtype
         args = config.async_engine_args(dtype)
+        if _on_cpu():
+            from critic_loop.engines.cpu_runtime import configure_cpu_runtime
+
+            configure_cpu_runtime()
         if _on_cpu() and not args.enforce_eager:
             from critic_loop.engines.compile_cache import reuse_cpu_compilation
 

@@ -96,6 +96,12 @@ class SelfCriticOptions(BaseModel):
     judge_weight: float | None = Field(
         None, ge=0, le=1, description="Hybrid: the judge's reliability in [0, 1], its "
                                       "verdict's weight between the top two (0: not asked).")
+    adaptive: Literal["off", "agreement", "confidence"] = Field(
+        "off", description="'agreement': stop the running candidates once the leading "
+                           "answer cannot be overtaken; 'confidence': also stop a candidate "
+                           "whose confidence falls below its first finished peers' (DeepConf).")
+    adaptive_wave: int = Field(0, ge=0, description="With adaptive: candidates per wave, a "
+                                                    "wave added only while unsettled; 0: all.")
 
 
 class ChatCompletionRequest(SamplingFields, StructuredOutputFields, ToolFields,

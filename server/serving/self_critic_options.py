@@ -29,6 +29,9 @@ def self_critic_config(request: ChatCompletionRequest, alias: bool,
         raise bad_request(f"n ({request.n}) cannot exceed self_critic.candidates "
                           f"({candidates}): choices are the ranked candidates.", param="n")
     check_comparisons(options.comparisons, s.max_comparisons, "self_critic.comparisons")
+    if options.adaptive != "off" and request.n > 1:
+        raise bad_request("self_critic.adaptive ranks only the candidates it finished, so n "
+                          f"must be 1, got {request.n}.", param="n")
     try:
         return SelfCriticConfig(
             candidates=candidates,
@@ -47,6 +50,8 @@ def self_critic_config(request: ChatCompletionRequest, alias: bool,
             include_greedy=bool(options.include_greedy),
             judge_weight=(DEFAULT_JUDGE_WEIGHT if options.judge_weight is None
                           else options.judge_weight),
+            adaptive=options.adaptive,
+            adaptive_wave=options.adaptive_wave,
         )
     except ValueError as exc:
         raise bad_request(str(exc), param="self_critic") from exc
