@@ -9,11 +9,12 @@ question, with top-k logprobs, and appends them to a candidates file that
     python bench/candidates.py --url http://127.0.0.1:8000 --data humaneval --n 8 \\
         --output bench/results/humaneval_candidates.jsonl
 
-Sampling uses the model's recommended settings (for the built-in Qwen2.5-Coder model:
-temperature 0.7, top_p 0.8, top_k 20, repetition_penalty 1.05, the generation_config.json it ships with),
-given explicitly so that any server samples the same way. Code answers stop at the end of
-their first code block (`\\n```\\n`): the prompt asks for one block, and the prose a model
-writes after it is never graded.
+Sampling uses the model's recommended settings: by default no sampling field is sent, so
+our server fills them from the model's generation_config.json (the built-in Qwen2.5-Coder:
+temperature 0.7, top_p 0.8, top_k 20, repetition_penalty 1.05; SmolLM2: temperature 0.2,
+top_p 0.9). `--temperature` and friends send them explicitly, for servers that do not.
+Code answers stop at the end of their first code block (`\\n```\\n`): the prompt asks
+for one block, and the prose a model writes after it is never graded.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from evaluation.code_tasks import code_question_text, humaneval_rows, is_code_ro
 
 logger = logging.getLogger("bench.candidates")
 CODE_STOP = ("\n```\n",)
-SAMPLING = {"temperature": 0.7, "top_p": 0.8}
-SAMPLING_EXTRA = {"top_k": 20, "repetition_penalty": 1.05}
 
 
 def load_rows(data: str) -> list[dict[str, Any]]:
@@ -63,10 +62,14 @@ async def candidates_for(client: openai.AsyncOpenAI, args: argparse.Namespace,
         "model": args.model, "messages": [{"role": "user", "content": question_of(row)}],
         "max_tokens": args.max_tokens or (512 if code else 64), "logprobs": True,
         "top_logprobs": args.top_logprobs, "stop": list(CODE_STOP) if code else None}
+    sampling = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p))
+                if v is not None}
+    extra = {k: v for k, v in (("top_k", args.top_k),
+                               ("repetition_penalty", args.repetition_penalty)) if v is not None}
     greedy, sampled = await asyncio.gather(
         client.chat.completions.create(temperature=0, seed=args.seed, **common),
-        client.chat.completions.create(n=args.n, seed=args.seed + 1234, **SAMPLING,
-                                       extra_body=SAMPLING_EXTRA, **common))
+        client.chat.completions.create(n=args.n, seed=args.seed + 1234, **sampling,
+                                       extra_body=extra or None, **common))
     return {"task_id": row_id(row, f"q{index}"), "greedy": pack(greedy.choices[0]),
             "samples": [pack(c) for c in sorted(sampled.choices, key=lambda c: c.index)],
             "usage": {"greedy": greedy.usage.completion_tokens,
@@ -115,6 +118,10 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=None,
                         help="answer budget (default 512 for code, 64 for text)")
     parser.add_argument("--top-logprobs", type=int, default=5)
+    for flag, kind in (("--temperature", float), ("--top-p", float), ("--top-k", int),
+                       ("--repetition-penalty", float)):
+        parser.add_argument(flag, type=kind, default=None,
+                            help="sent explicitly (default: the server's model defaults)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=3)
