@@ -62,6 +62,10 @@ class Judgment:
     repeated: bool = False
     """A greedy judge's earlier answer to the same prompt, counted again instead of
     generated again (no tokens spent)."""
+    forced: bool = False
+    """A reason judgment that named no response, ended by one restricted token after its
+    reasoning (critic_loop.pairwise.force_verdicts): the verdict and probabilities are
+    that token's."""
 
     @property
     def sent(self) -> bool:
@@ -88,6 +92,7 @@ class Judgment:
             "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
             **({"repeated": True} if self.repeated else {}),
+            **({"forced": True} if self.forced else {}),
         }
 
 
