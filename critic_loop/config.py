@@ -54,6 +54,17 @@ class SelfCriticConfig:
     answer_pattern: str | None = field(default=None, metadata={
         "help": "A regular expression that reads the answer instead (its last match; group "
                 "1 if it has groups, else the whole match)."})
+    calibrate_position: bool = field(default=True, metadata={
+        "help": "Fast mode: decide a match by the judge's content preference with its "
+                "position bias removed (each order's log-odds averaged, then their half "
+                "difference; critic_loop.match.content_preference). false: the raw votes, "
+                "then the raw summed probabilities (the same winner at K=2 when both "
+                "orders are valid; position decides at odd K for a judge that always "
+                "says 1)."})
+    position_prior: float | None = field(default=None, metadata={
+        "help": "The fast judge's position bias, logit P('1') with no content preference, "
+                "as measured for the model; corrects matches judged in one order only. "
+                "None: 0 (matches judged in both orders need no prior)."})
 
     def __post_init__(self) -> None:
         _check_int("candidates", self.candidates, 1, MAX_CANDIDATES)
@@ -84,6 +95,13 @@ class SelfCriticConfig:
             if not isinstance(self.answer_pattern, str):
                 raise ValueError(f"answer_pattern must be a string, got {self.answer_pattern!r}")
             compile_pattern(self.answer_pattern)
+        if not isinstance(self.calibrate_position, bool):
+            raise ValueError("calibrate_position must be true or false, got "
+                             f"{self.calibrate_position!r}")
+        prior = self.position_prior
+        if prior is not None and (isinstance(prior, bool) or not isinstance(prior, (int, float))
+                                  or not math.isfinite(prior)):
+            raise ValueError(f"position_prior must be a finite number or null, got {prior!r}")
 
     @property
     def mode(self) -> JudgeMode:
@@ -143,7 +161,9 @@ class SelfCriticConfig:
                 "comparisons": self.comparisons, "judge_max_tokens": self.judge_max_tokens,
                 "judge_temperature": self.judge_temperature, "return_trace": self.return_trace,
                 "seed": self.seed, "schedule": self.schedule, "merge": self.merge,
-                "answer_format": self.answer_format, "answer_pattern": self.answer_pattern}
+                "answer_format": self.answer_format, "answer_pattern": self.answer_pattern,
+                "calibrate_position": self.calibrate_position,
+                "position_prior": self.position_prior}
 
 
 def _check_int(name: str, value: Any, low: int | None, high: int | None) -> None:

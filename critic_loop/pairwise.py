@@ -110,7 +110,8 @@ class PairJudge:
         extras = dict(zip(tied, await self._judge(extra_jobs), strict=True)) if tied else {}
         by_probability = self.mode is JudgeMode.FAST
         return [decide((p.a, p.b), regular[i], extras.get(i), by_probability=by_probability,
-                       coin=coins[i], key=p.key) for i, p in enumerate(pairings)]
+                       coin=coins[i], key=p.key, calibrate=self.config.calibrate_position,
+                       prior=self.config.position_prior) for i, p in enumerate(pairings)]
 
     # -- building and sending judgments ---------------------------------------------------
     def _prefix(self, key: str) -> str:

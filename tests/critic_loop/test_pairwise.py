@@ -122,21 +122,27 @@ async def test_single_comparison_extra_judgment_asks_the_other_order() -> None:
     assert (match.outcome, match.decided_by, match.winner) == ("invalid", "extra_judgment", 1)
 
 
-async def test_fast_split_is_broken_by_summed_probabilities() -> None:
+@pytest.mark.parametrize("calibrate", [False, True])
+async def test_fast_split_is_broken_by_summed_probabilities(calibrate: bool) -> None:
     def respond(request: GenerationRequest, index: int) -> Completion:
         first, _ = responses_in(request.prompt)
         p_first = 0.6 if first == "alpha" else 0.9  # each order prefers the first, unequally
         return Completion(0, "1", 1, "length",
                           choice_logprobs={"1": math.log(p_first), "2": math.log(1 - p_first)})
     engine = ScriptedEngine(respond)
-    match = await play(engine, SelfCriticConfig(judge="fast"))
+    match = await play(engine, SelfCriticConfig(judge="fast", calibrate_position=calibrate))
     [call] = engine.generate_calls
     assert all(r.sampling.choices == ("1", "2") and r.sampling.max_tokens == 1 for r in call)
     assert [j.verdict for j in match.judgments] == [0, 1]
     assert [j.probabilities for j in match.judgments] == [
         pytest.approx((0.6, 0.4)), pytest.approx((0.9, 0.1))]
     assert (match.outcome, match.decided_by, match.winner) == ("split", "probability", 1)
-    assert match.score == pytest.approx((0.6 + 0.1, 0.4 + 0.9))
+    if not calibrate:
+        assert match.score == pytest.approx((0.6 + 0.1, 0.4 + 0.9))
+    else:  # content preference: half the log-odds difference of the orders, per judgment
+        delta = (math.log(0.6 / 0.4) - math.log(0.9 / 0.1)) / 2
+        assert match.score == pytest.approx((2 / (1 + math.exp(-delta)),
+                                             2 / (1 + math.exp(delta))))
 
 
 async def test_fast_exact_tie_goes_to_the_coin() -> None:
