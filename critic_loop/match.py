@@ -121,6 +121,19 @@ class MatchResult:
         return self.pair[1] if self.winner == self.pair[0] else self.pair[0]
 
     @property
+    def order_agreement(self) -> bool | None:
+        """Whether the judge named the same candidate whichever was shown first: True when
+        every valid verdict names one candidate, None unless both orders have a valid
+        verdict. Over right-vs-wrong pairs, a judge that prefers the right answer with
+        probability p_comp in each order independently agrees with probability
+        p_comp² + (1 − p_comp)², so agreement is p_comp's observable proxy (a judge that
+        answers by position never agrees)."""
+        valid = [j for j in self.judgments if j.verdict is not None]
+        if len({j.order[0] for j in valid}) < 2:
+            return None
+        return len({j.verdict for j in valid}) == 1
+
+    @property
     def weighted(self) -> int:
         """How many judgments carry a weight (valid votes or known probabilities)."""
         return sum(1 for j in self.judgments if j.weight(self.pair[0]) is not None)

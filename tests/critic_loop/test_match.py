@@ -1,4 +1,4 @@
-"""The rules of one match: fast mode's position calibration.
+"""The rules of one match: fast mode's position calibration and the judge's order agreement.
 
 A fast judge that always says "1" with a content signal underneath (logit P("1") = bias ±
 preference) is decided by its content preference once the position bias is removed; the
@@ -123,3 +123,17 @@ async def test_one_order_without_a_prior_stays_the_raw_judgment() -> None:
     config = SelfCriticConfig(judge="fast", comparisons=1)
     assert await best_wins(config, 200) < 50
 
+
+def test_order_agreement_needs_a_valid_verdict_in_both_orders() -> None:
+    def said(order: tuple[int, int], verdict: int | None) -> Judgment:
+        return Judgment(order, verdict, None, "", None)
+
+    def agreement(*judgments: Judgment) -> bool | None:
+        return decide((0, 1), judgments, None, by_probability=False,
+                      coin=Coin("c")).order_agreement
+
+    assert agreement(said((0, 1), 1), said((1, 0), 1)) is True
+    assert agreement(said((0, 1), 0), said((1, 0), 1)) is False  # each said "1": position
+    assert agreement(said((0, 1), 1), said((1, 0), None)) is None
+    assert agreement(said((0, 1), 1), said((0, 1), 1)) is None
+    assert agreement(said((0, 1), 1), said((1, 0), 1), said((0, 1), 0)) is False
