@@ -84,6 +84,17 @@ class SelfCriticConfig:
     adaptive_wave: int = field(default=0, metadata={
         "help": "With adaptive: sample this many candidates at a time and draw another wave "
                 "only while the answer is unsettled, up to N; 0: all N at once."})
+    calibrate_position: bool = field(default=True, metadata={
+        "help": "Fast mode: decide a match by the judge's content preference with its "
+                "position bias removed (each order's log-odds averaged, then their half "
+                "difference; critic_loop.match.content_preference). false: the raw votes, "
+                "then the raw summed probabilities (the same winner at K=2 when both "
+                "orders are valid; position decides at odd K for a judge that always "
+                "says 1)."})
+    position_prior: float | None = field(default=None, metadata={
+        "help": "The fast judge's position bias, logit P('1') with no content preference, "
+                "as measured for the model; corrects matches judged in one order only. "
+                "None: 0 (matches judged in both orders need no prior)."})
 
     def __post_init__(self) -> None:
         _check_int("candidates", self.candidates, 1, MAX_CANDIDATES)
@@ -136,6 +147,13 @@ class SelfCriticConfig:
         if (isinstance(weight, bool) or not isinstance(weight, (int, float))
                 or not 0 <= weight <= 1):
             raise ValueError(f"judge_weight must be a number in [0, 1], got {weight!r}")
+        if not isinstance(self.calibrate_position, bool):
+            raise ValueError("calibrate_position must be true or false, got "
+                             f"{self.calibrate_position!r}")
+        prior = self.position_prior
+        if prior is not None and (isinstance(prior, bool) or not isinstance(prior, (int, float))
+                                  or not math.isfinite(prior)):
+            raise ValueError(f"position_prior must be a finite number or null, got {prior!r}")
 
     @property
     def mode(self) -> JudgeMode:
@@ -214,7 +232,9 @@ class SelfCriticConfig:
                 "answer_format": self.answer_format, "answer_pattern": self.answer_pattern,
                 "select": self.select, "include_greedy": self.include_greedy,
                 "judge_weight": self.judge_weight,
-                "adaptive": self.adaptive, "adaptive_wave": self.adaptive_wave}
+                "adaptive": self.adaptive, "adaptive_wave": self.adaptive_wave,
+                "calibrate_position": self.calibrate_position,
+                "position_prior": self.position_prior}
 
 
 def _check_int(name: str, value: Any, low: int | None, high: int | None) -> None:

@@ -37,12 +37,14 @@ class CritiqueResult:
         return self.report.judge_usage
 
     def to_dict(self) -> dict[str, Any]:
-        """The endpoint's `winner`, `ranking`, `preference`, `judgments` and `usage`."""
+        """The endpoint's `winner`, `ranking`, `preference`, `judgments`, the judge's
+        `order_agreement` (over its matches: given responses differ in text) and `usage`."""
         return {
             "winner": self.winner,
             "ranking": list(self.ranking),
             "preference": [round(p, 6) for p in self.preference],
             "judgments": [j.to_dict() for j in self.judgments],
+            "order_agreement": self.report.order_agreement.to_dict(),
             "usage": self.usage.to_dict(),
         }
 

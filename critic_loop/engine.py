@@ -208,6 +208,16 @@ class RendersPrompts(Protocol):
 
 
 @runtime_checkable
+class EncodesText(Protocol):
+    """An engine that tokenises text as message content (special-token strings split),
+    so a caller can extend a rendered prompt's token ids with text of its own (a judge's
+    reasoning continued to its verdict). Optional beside `RendersPrompts`; blocks."""
+
+    def encode_text(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        ...
+
+
+@runtime_checkable
 class SamplingChecker(Protocol):
     """An engine that can tell, before any work, whether it accepts some options (token
     ids within its vocabulary, a grammar it can compile). Optional beside `Engine`."""

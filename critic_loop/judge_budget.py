@@ -3,7 +3,8 @@
 A judge prompt holds the question, two candidates and the instruction, and needs room for
 the judge's own answer. A judgment that cannot fit is never sent and counts as an invalid
 vote, which would quietly turn matches into coin flips; so the budget is checked up front:
-question + 2 × candidate max_tokens + judge budget must fit the context.
+question + 2 × candidate max_tokens + judge budget must fit the context. A reason judgment
+also keeps room to be ended in a forced verdict (`FORCED_VERDICT_TOKENS`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from critic_loop.engine import Engine, Message
-from critic_loop.judge_prompt import JudgeMode, judge_messages
+from critic_loop.judge_prompt import FORCED_VERDICT_TOKENS, JudgeMode, judge_messages
 from critic_loop.prompts import render_prompt
 
 JOIN_SLACK = 8
@@ -26,7 +27,8 @@ class JudgeBudget:
     overhead: int
     """The rendered judge prompt with both responses empty (question and instruction)."""
     judge_tokens: int
-    """What the judge may generate: 1 in fast mode, judge_max_tokens in reason mode."""
+    """What the judge may generate: 1 in fast mode; in reason mode judge_max_tokens and
+    the room to continue it to a forced verdict."""
     context: int
 
     @property
@@ -45,5 +47,6 @@ def judge_budget(engine: Engine, question: str | Sequence[Message], mode: JudgeM
     mode = JudgeMode(mode)
     empty = render_prompt(engine, judge_messages(question, "", "", mode))
     return JudgeBudget(overhead=empty.tokens,
-                       judge_tokens=1 if mode is JudgeMode.FAST else judge_max_tokens,
+                       judge_tokens=1 if mode is JudgeMode.FAST
+                      else judge_max_tokens + FORCED_VERDICT_TOKENS,
                        context=engine.max_model_len)

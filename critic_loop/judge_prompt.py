@@ -48,6 +48,32 @@ end-of-turn follows the second response."""
 VERDICT_CHOICES: tuple[str, str] = ("1", "2")
 """The tokens a fast judgment chooses between, in response order."""
 
+VERDICT_OPENING = "\n</think>\n\\boxed{"
+"""What a reason judgment without a verdict is continued from after its reasoning: the
+thinking closed and the box opened, so the next token is the verdict (`verdict_prefix`)."""
+
+FORCED_VERDICT_TOKENS = 16
+"""Context a reason judgment keeps beyond its budget for that continuation: the opening
+(`<think>` too if the judge never wrote it), a token or two where the re-tokenised
+reasoning meets it, and the verdict digit."""
+
+
+def verdict_prefix(text: str) -> str:
+    """A reason judgment's own reasoning, closed, then an open box: the assistant's answer
+    so far when a judgment that gave no verdict is continued for one restricted token.
+    The reasoning is everything before the first `</think>` (what follows it held no
+    readable verdict); a judgment that never opened `<think>` gets the opening tag.
+
+    >>> verdict_prefix("<think>17 * 3 = 51</think>")
+    '<think>17 * 3 = 51\\n</think>\\n\\\\boxed{'
+    >>> verdict_prefix("Both look right")
+    '<think>\\nBoth look right\\n</think>\\n\\\\boxed{'
+    """
+    thinking = text.split("</think>", 1)[0].rstrip()
+    if "<think>" not in thinking:
+        thinking = f"<think>\n{thinking}"
+    return thinking + VERDICT_OPENING
+
 
 def question_text(question: str | Sequence[Message]) -> str:
     """The question as the judge reads it: a single user turn as-is, else a transcript.

@@ -4,7 +4,8 @@ Pure functions over judgments that `PairJudge` (critic_loop.pairwise) collected:
 majority of valid votes wins; a split goes to the summed probabilities (fast mode), then to
 the extra judgment if one was taken (reason mode), then, under answer-aware merging, to the
 side that more candidates gave as their answer (`settle_by_vote_count`), then to the
-match's seeded coin.
+match's seeded coin. A calibrated fast judge (the default) is decided by its content
+preference with the position bias removed (`content_preference`) instead.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ PROMPT_TOO_LONG = "prompt_too_long"
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 _TIE_TOLERANCE = 1e-9
+_FLOOR = 1e-300
+"""The least probability a digit gets before log-odds: a judge that puts all its mass on
+one digit is very sure (log-odds ±690), not infinitely, so certain orders still subtract."""
 
 
 def reasoning_of(text: str) -> str | None:
@@ -62,6 +66,10 @@ class Judgment:
     repeated: bool = False
     """A greedy judge's earlier answer to the same prompt, counted again instead of
     generated again (no tokens spent)."""
+    forced: bool = False
+    """A reason judgment that named no response, ended by one restricted token after its
+    reasoning (critic_loop.pairwise.force_verdicts): the verdict and probabilities are
+    that token's."""
 
     @property
     def sent(self) -> bool:
@@ -88,6 +96,7 @@ class Judgment:
             "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
             **({"repeated": True} if self.repeated else {}),
+            **({"forced": True} if self.forced else {}),
         }
 
 
@@ -110,6 +119,19 @@ class MatchResult:
     @property
     def loser(self) -> int:
         return self.pair[1] if self.winner == self.pair[0] else self.pair[0]
+
+    @property
+    def order_agreement(self) -> bool | None:
+        """Whether the judge named the same candidate whichever was shown first: True when
+        every valid verdict names one candidate, None unless both orders have a valid
+        verdict. Over right-vs-wrong pairs, a judge that prefers the right answer with
+        probability p_comp in each order independently agrees with probability
+        p_comp² + (1 − p_comp)², so agreement is p_comp's observable proxy (a judge that
+        answers by position never agrees)."""
+        valid = [j for j in self.judgments if j.verdict is not None]
+        if len({j.order[0] for j in valid}) < 2:
+            return None
+        return len({j.verdict for j in valid}) == 1
 
     @property
     def weighted(self) -> int:
@@ -141,19 +163,33 @@ def classify(pair: tuple[int, int], judgments: Sequence[Judgment]) -> Outcome:
 
 
 def decide(pair: tuple[int, int], regular: Sequence[Judgment], extra: Judgment | None,
-           *, by_probability: bool, coin: Coin, key: str = "") -> MatchResult:
+           *, by_probability: bool, coin: Coin, key: str = "",
+           calibrate: bool = False, prior: float | None = None) -> MatchResult:
     """The match's result from its K regular judgments and an optional extra one.
 
-    `by_probability` (fast mode) breaks a split by the summed probabilities first.
+    `by_probability` (fast mode) breaks a split by the summed probabilities first. With
+    `calibrate` too, the position-corrected preference (`content_preference`, `prior`
+    the judge's known position bias) decides instead of the raw votes and sums; the
+    score is then that preference as a probability per judgment. A zero preference (no
+    content signal) goes to the coin: the raw majority it would overrule is position.
     """
     a, b = pair
     judgments = (*regular, extra) if extra is not None else tuple(regular)
     score = (_score(judgments, a), _score(judgments, b))
     regular_a, regular_b = _count(regular, a), _count(regular, b)
+    majority = a if regular_a > regular_b else b if regular_b > regular_a else None
+    preference = (content_preference(pair, judgments, prior)
+                  if by_probability and calibrate else None)
     decided_by: DecidedBy
-    if regular_a != regular_b:
-        winner, decided_by = (a if regular_a > regular_b else b), "majority"
-    elif by_probability and _differ(score):
+    if preference is not None:
+        weighed = sum(1 for j in judgments if j.probabilities is not None)
+        score = (weighed * _sigmoid(preference), weighed * _sigmoid(-preference))
+    if preference is not None and abs(preference) > _TIE_TOLERANCE:
+        winner = a if preference > 0 else b
+        decided_by = "majority" if winner == majority else "probability"
+    elif preference is None and majority is not None:
+        winner, decided_by = majority, "majority"
+    elif preference is None and by_probability and _differ(score):
         winner, decided_by = (a if score[0] > score[1] else b), "probability"
     elif extra is not None and extra.verdict is not None:
         winner, decided_by = extra.verdict, "extra_judgment"
@@ -202,6 +238,59 @@ class Coin:
         if self._rng is None:
             self._rng = random.Random(self.key)
         return self._rng.random() < 0.5
+
+
+def content_preference(pair: tuple[int, int], judgments: Sequence[Judgment],
+                       prior: float | None = None) -> float | None:
+    """The judge's preference for pair[0] over pair[1] in log-odds, its position bias
+    removed; None without probabilities.
+
+    Model a fast judgment as  logit P("1" | x shown first, y second) = β + δ(x, y),  with
+    β the judge's position bias (its prior for "1") and δ(x, y) = −δ(y, x) its content
+    preference. With the log-odds L(a, b) and L(b, a) of the two orders,
+
+        β = (L(a, b) + L(b, a)) / 2,    δ(a, b) = (L(a, b) − L(b, a)) / 2.
+
+    Each order's log-odds are averaged first, so an order judged more often (odd K) does
+    not weigh more: with both orders judged, β cancels and no prior is needed. With one
+    order only (K = 1, or the other order's votes invalid), δ = ±(L − prior): the prior is
+    the judge's bias measured elsewhere (a model's calibration), else 0, which is the raw
+    judgment.
+
+    Adding the two orders' raw probabilities (the uncalibrated sum) picks the same winner
+    as δ when K = 2 and both are valid (p(a,b) > p(b,a) exactly when L(a,b) > L(b,a)); it
+    differs where orders are unbalanced: a greedy judge's K = 3 counts one order twice, so
+    a judge that always says "1" wins the majority for whoever was shown first.
+
+    >>> j = lambda order, p1: Judgment(order, order[0], None, "1", (p1, 1 - p1))
+    >>> round(content_preference((0, 1), [j((0, 1), 0.9), j((1, 0), 0.8)]), 3)
+    0.405
+    >>> round(content_preference((0, 1), [j((0, 1), 0.9)], prior=math.log(9)), 3)
+    0.0
+    """
+    a = pair[0]
+    by_order: dict[bool, list[float]] = {True: [], False: []}
+    for j in judgments:
+        if j.probabilities is not None:
+            by_order[j.order[0] == a].append(_log_odds(*j.probabilities))
+    first, second = by_order[True], by_order[False]
+    if first and second:
+        return (math.fsum(first) / len(first) - math.fsum(second) / len(second)) / 2
+    bias = prior or 0.0
+    if first:
+        return math.fsum(first) / len(first) - bias
+    if second:
+        return bias - math.fsum(second) / len(second)
+    return None
+
+
+def _log_odds(first: float, second: float) -> float:
+    """log(P("1") / P("2")) from both probabilities (1 − p would lose a near-certain one)."""
+    return math.log(max(first, _FLOOR)) - math.log(max(second, _FLOOR))
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
 
 def _count(judgments: Sequence[Judgment], candidate: int) -> int:

@@ -5,10 +5,21 @@ judge's position bias cancels; `critic_loop.match` turns the judgments into a ve
 `PairJudge.play` sends every judgment of every match it is given to the engine in one
 `generate` call, so the engine batches them; a reason-mode split that may take an extra
 judgment costs one more call for all such matches together.
+
+A reason judgment always ends in a verdict: one whose text names no response (it stopped
+after its thinking, ran out of budget, or boxed something else) is continued from its own
+reasoning closed and a box opened (`verdict_prefix`) for ONE token restricted to "1"/"2",
+the fast judge's decode, and the digit's probabilities are its verdict. So only a prompt
+that cannot fit or an aborted engine request is an invalid vote. This two-step ending was
+chosen over constraining the whole judgment with a grammar: it runs on every engine that
+can decode a restricted token (vLLM, an upstream server), leaves the reasoning as the
+model writes it, still ends in a verdict when the budget cuts the reasoning off, and costs
+one more prefill (mostly prefix-cached) only for the judgments that need it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from collections.abc import Sequence
@@ -22,10 +33,11 @@ from critic_loop.engine import (
     GenerationResult,
     Message,
     Prompt,
+    PromptTooLongError,
     SamplingOptions,
 )
 from critic_loop.images import images_of
-from critic_loop.judge_prompt import VERDICT_CHOICES, JudgeMode, judge_messages
+from critic_loop.judge_prompt import VERDICT_CHOICES, JudgeMode, judge_messages, verdict_prefix
 from critic_loop.match import (
     PROMPT_TOO_LONG,
     Coin,
@@ -35,10 +47,13 @@ from critic_loop.match import (
     is_split,
     reasoning_of,
 )
-from critic_loop.prompts import render_judge_prompts
+from critic_loop.prompts import continue_prompt, render_judge_prompts
 from critic_loop.verdict import parse_verdict, probabilities_from_logprobs
 
 logger = logging.getLogger(__name__)
+
+VERDICT_SAMPLING = SamplingOptions(max_tokens=1, temperature=0.0, choices=VERDICT_CHOICES)
+"""One greedy token restricted to "1"/"2": a fast judgment, and a reason judgment's end."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,6 @@ class PairJudge:
         self.config = config
         self.mode = config.mode
         self.comparisons = config.comparisons
-        self.max_tokens = judgment_tokens(config)
         self.extra_allowed = config.extra_judgment
         self.request_id = request_id
         self.seed = seed
@@ -96,7 +110,8 @@ class PairJudge:
         extras = dict(zip(tied, await self._judge(extra_jobs), strict=True)) if tied else {}
         by_probability = self.mode is JudgeMode.FAST
         return [decide((p.a, p.b), regular[i], extras.get(i), by_probability=by_probability,
-                       coin=coins[i], key=p.key) for i, p in enumerate(pairings)]
+                       coin=coins[i], key=p.key, calibrate=self.config.calibrate_position,
+                       prior=self.config.position_prior) for i, p in enumerate(pairings)]
 
     # -- building and sending judgments ---------------------------------------------------
     def _prefix(self, key: str) -> str:
@@ -142,11 +157,10 @@ class PairJudge:
         shown = [(p.text_a, p.text_b) if order[0] == p.a else (p.text_b, p.text_a)
                  for p, order, _, _ in jobs]
         await self._render(shown)
-        results = await generate_judgments(self.engine, self.max_tokens, [
+        return await judge_jobs(self.engine, self.config, [
             (rid, *self._prompts[texts], self._sampling(p.key, k))
-            for (p, _, rid, k), texts in zip(jobs, shown, strict=True)])
-        return [self._read(order, rid, result)
-                for (_, order, rid, _), result in zip(jobs, results, strict=True)]
+            for (p, _, rid, k), texts in zip(jobs, shown, strict=True)],
+            [order for _, order, _, _ in jobs])
 
     async def _render(self, shown: Sequence[tuple[str, str]]) -> None:
         """Render and tokenise each judge prompt not seen before in this request, off the
@@ -157,16 +171,12 @@ class PairJudge:
         for texts, messages, prompt in zip(new, conversations, prompts, strict=True):
             self._prompts[texts] = (prompt, images_of(messages))
 
-    def _read(self, order: tuple[int, int], rid: str,
-              result: GenerationResult | None) -> Judgment:
-        return read_judgment(self.mode, order, rid, result)
-
 
 def judge_sampling(config: SelfCriticConfig, key: str, k: int) -> SamplingOptions:
     """Judgment `k` of match `key`: one constrained digit (fast), or a reasoned verdict
     whose sample is seeded per judgment when the run is seeded."""
     if config.mode is JudgeMode.FAST:
-        return SamplingOptions(max_tokens=1, temperature=0.0, choices=VERDICT_CHOICES)
+        return VERDICT_SAMPLING
     seed = None
     if config.seed is not None:  # reproducible judge samples for a seeded run
         seed = zlib.crc32(f"{config.seed}:{key}:{k}".encode()) & 0x7FFFFFFF
@@ -211,11 +221,68 @@ async def judge_given_prompts(engine: Engine, conversations: Sequence[Sequence[M
     both responses inside it): once each, as given, so a verdict of 1 or 2 names the
     response shown first or second. Same sampling and verdict reading as a match."""
     prompts = await render_judge_prompts(engine, conversations)
-    results = await generate_judgments(engine, judgment_tokens(config), [
+    return await judge_jobs(engine, config, [
         (rid, prompt, images_of(messages), judge_sampling(config, rid, 0))
-        for rid, messages, prompt in zip(request_ids, conversations, prompts, strict=True)])
-    return [read_judgment(config.mode, (1, 2), rid, result)
-            for rid, result in zip(request_ids, results, strict=True)]
+        for rid, messages, prompt in zip(request_ids, conversations, prompts, strict=True)],
+        [(1, 2)] * len(request_ids))
+
+
+JudgeJob = tuple[str, Prompt | None, tuple[Any, ...], SamplingOptions]
+"""One judgment to generate: request id, rendered prompt (None: too long), images, sampling."""
+
+
+async def judge_jobs(engine: Engine, config: SelfCriticConfig, jobs: Sequence[JudgeJob],
+                     orders: Sequence[tuple[int, int]]) -> list[Judgment]:
+    """Generate and read each judgment (`orders`: the candidates shown as Response 1 and
+    2); in reason mode, those without a verdict are then ended in one (`force_verdicts`)."""
+    results = await generate_judgments(engine, judgment_tokens(config), jobs)
+    judgments = [read_judgment(config.mode, order, rid, result)
+                 for (rid, *_), order, result in zip(jobs, orders, results, strict=True)]
+    if config.mode is JudgeMode.REASON:
+        judgments = await force_verdicts(engine, jobs, judgments)
+    return judgments
+
+
+async def force_verdicts(engine: Engine, jobs: Sequence[JudgeJob],
+                         judgments: Sequence[Judgment]) -> list[Judgment]:
+    """Each reason judgment of `jobs` that was generated but names no response, continued
+    from its reasoning with the box opened (`verdict_prefix`) for one token restricted to
+    "1"/"2"; all of them in one engine call, named `{request id}-v`. The digit's
+    probabilities become the judgment's; its tokens are added to the judgment's."""
+    todo = [i for i, j in enumerate(judgments)
+            if j.verdict is None and j.sent and j.finish_reason != "abort"
+            and jobs[i][1] is not None]
+    if not todo:
+        return list(judgments)
+
+    def extend() -> list[Prompt | None]:
+        extended: list[Prompt | None] = []
+        for i in todo:
+            prompt = jobs[i][1]
+            try:
+                extended.append(None if prompt is None else continue_prompt(
+                    engine, prompt, verdict_prefix(judgments[i].text)))
+            except PromptTooLongError:
+                extended.append(None)
+        return extended
+
+    prompts = await asyncio.to_thread(extend)
+    results = await generate_judgments(engine, 1, [
+        (f"{jobs[i][0]}-v", prompt, jobs[i][2], VERDICT_SAMPLING)
+        for i, prompt in zip(todo, prompts, strict=True)])
+    forced = list(judgments)
+    for i, result in zip(todo, results, strict=True):
+        judged = judgments[i]
+        digit = read_judgment(JudgeMode.FAST, judged.order, judged.request_id, result)
+        if digit.verdict is None:
+            logger.warning("judgment %s: no verdict even when forced; invalid vote",
+                           judged.request_id)
+            continue
+        forced[i] = replace(judged, verdict=digit.verdict, probabilities=digit.probabilities,
+                            prompt_tokens=judged.prompt_tokens + digit.prompt_tokens,
+                            completion_tokens=judged.completion_tokens
+                            + digit.completion_tokens, forced=True)
+    return forced
 
 
 def judgment_tokens(config: SelfCriticConfig) -> int:
@@ -223,10 +290,8 @@ def judgment_tokens(config: SelfCriticConfig) -> int:
     return 1 if config.mode is JudgeMode.FAST else config.judge_max_tokens
 
 
-async def generate_judgments(
-        engine: Engine, budget: int,
-        jobs: Sequence[tuple[str, Prompt | None, tuple[Any, ...], SamplingOptions]]
-) -> list[GenerationResult | None]:
+async def generate_judgments(engine: Engine, budget: int, jobs: Sequence[JudgeJob]
+                             ) -> list[GenerationResult | None]:
     """Each job (request id, prompt, images, sampling) whose prompt and `budget` fit the
     context, sent in one engine call so the engine batches them; None for the others
     (their votes are invalid), in the order of `jobs`."""

@@ -12,7 +12,14 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from critic_loop.engine import Engine, Message, Prompt, PromptTooLongError, RendersPrompts
+from critic_loop.engine import (
+    EncodesText,
+    Engine,
+    Message,
+    Prompt,
+    PromptTooLongError,
+    RendersPrompts,
+)
 from critic_loop.images import images_of, prompt_tokens
 
 
@@ -30,6 +37,20 @@ def count_text_tokens(engine: Engine, texts: Sequence[str]) -> list[int]:
     if isinstance(engine, RendersPrompts):
         return engine.count_text_tokens(texts)
     return [engine.count_tokens(t) for t in texts]
+
+
+def continue_prompt(engine: Engine, prompt: Prompt, text: str) -> Prompt:
+    """`prompt` with `text` appended as the start of the assistant's answer, which the
+    engine then continues. `text` is tokenised as message text (its special-token strings
+    split) when the prompt carries token ids; an engine that gives ids must then encode
+    text too (`EncodesText`). Blocking, like rendering."""
+    if prompt.token_ids is None:
+        return Prompt(prompt.text + text, prompt.tokens + count_text_tokens(engine, [text])[0])
+    if not isinstance(engine, EncodesText):
+        raise TypeError(f"{type(engine).__name__} gives prompt token ids but cannot encode "
+                        "text to extend them (EncodesText)")
+    [ids] = engine.encode_text([text])
+    return Prompt(prompt.text + text, prompt.tokens + len(ids), prompt.token_ids + ids)
 
 
 async def render_judge_prompts(engine: Engine, conversations: Sequence[Sequence[Message]]

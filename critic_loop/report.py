@@ -3,20 +3,21 @@
 `SelfCriticReport.to_dict()` is the top-level `self_critic` object of a chat completion;
 its field names are part of the HTTP API (DESIGN §3), and the server's metrics read the
 same attributes (judge calls, rounds, matches by outcome, invalid votes, tokens by phase,
-judge calls saved by answer merging).
+judge calls saved by answer merging, the judge's order agreement).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from critic_loop.answers import extract_answer
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion
 from critic_loop.entrants import find_duplicates
-from critic_loop.match import DECIDERS, Judgment
+from critic_loop.match import DECIDERS, Judgment, MatchResult
 from critic_loop.selection.signals import CandidateSignals
 from critic_loop.tournament import KnockoutResult, RoundRecord
 
@@ -48,6 +49,41 @@ class TokenUsage:
         return {"prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens,
                 "total_tokens": self.total_tokens}
+
+
+@dataclass(frozen=True)
+class OrderAgreement:
+    """How often the judge named the same candidate whichever was shown first, over the
+    matches judged in both orders whose two sides differ in answer (`MatchResult.
+    order_agreement`): the observable proxy for p_comp, the judge's chance of preferring
+    the right answer of a right-vs-wrong pair (agreement ≈ p_comp² + (1 − p_comp)²)."""
+
+    agreed: int = 0
+    judged: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.agreed / self.judged if self.judged else None
+
+    @classmethod
+    def of_matches(cls, matches: Iterable[MatchResult],
+                   same_answer: Callable[[int, int], bool] = lambda a, b: False
+                   ) -> OrderAgreement:
+        """Count the matches judged in both orders, leaving out pairs `same_answer` says
+        give one answer (they tell nothing about telling right from wrong)."""
+        agreed = judged = 0
+        for match in matches:
+            agreement = match.order_agreement
+            if agreement is None or same_answer(*match.pair):
+                continue
+            judged += 1
+            agreed += agreement
+        return cls(agreed, judged)
+
+    def to_dict(self) -> dict[str, Any]:
+        rate = self.rate
+        return {"agreed": self.agreed, "judged": self.judged,
+                "rate": None if rate is None else round(rate, 6)}
 
 
 @dataclass(frozen=True)
@@ -97,6 +133,26 @@ class SelfCriticReport:
         return self.knockout.invalid_votes
 
     @property
+    def order_agreement(self) -> OrderAgreement:
+        """The judge's order agreement over this run's matches whose two candidates give
+        different answers (read as `answer_format` / `answer_pattern` say; a pair where
+        either gives none counts, as its texts differ)."""
+        texts = {c.index: c.text for c in self.candidates}
+        answers: dict[int, str | None] = {}
+
+        def answer(i: int) -> str | None:
+            if i not in answers:
+                answers[i] = (extract_answer(texts[i], self.config.answer_format,
+                                             self.config.answer_pattern)
+                              if i in texts else None)
+            return answers[i]
+
+        def same_answer(a: int, b: int) -> bool:
+            return answer(a) is not None and answer(a) == answer(b)
+
+        return OrderAgreement.of_matches(self.knockout.matches, same_answer)
+
+    @property
     def matches(self) -> dict[str, int]:
         """Matches by outcome: consistent / majority / split / invalid."""
         return self.knockout.outcomes
@@ -131,6 +187,7 @@ class SelfCriticReport:
             "judge_calls": self.judge_calls,
             "judge_calls_saved": self.judge_calls_saved,
             "consistency": self.consistency,
+            "order_agreement": self.order_agreement.to_dict(),
             "invalid_votes": self.invalid_votes,
             "matches": self.matches,
             "decided_by": self.decided_by,

@@ -49,6 +49,7 @@ class Metrics:
     judge_calls_saved: Counter
     invalid_verdicts: Counter
     matches: Counter
+    order_agreement: Counter
     rounds: Counter
     tokens: Counter
     admission: dict[str, Gauge]
@@ -83,6 +84,12 @@ class Metrics:
             matches=make(Counter, "selfcritic_matches",
                          "Pairwise matches by outcome (consistent, split, invalid).",
                          ("outcome",)),
+            order_agreement=make(
+                Counter, "selfcritic_judge_order_agreement",
+                "Matches judged in both orders whose sides' answers differ, by judge mode "
+                "and result (agreed: both orders named the same candidate). agreed over "
+                "all is the judge's order agreement, a proxy for p_comp.",
+                ("mode", "result")),
             rounds=make(Counter, "selfcritic_tournament_rounds", "Knockout rounds played."),
             tokens=make(Counter, "selfcritic_tokens",
                         "Tokens by phase (candidate, judge) and kind (prompt, completion).",
@@ -106,6 +113,9 @@ class Metrics:
         self.invalid_verdicts.labels(mode).inc(report.invalid_votes)
         for outcome, count in report.matches.items():
             self.matches.labels(outcome).inc(count)
+        agreement = report.order_agreement
+        self.order_agreement.labels(mode, "agreed").inc(agreement.agreed)
+        self.order_agreement.labels(mode, "disagreed").inc(agreement.judged - agreement.agreed)
         self.rounds.inc(report.rounds)
         phases = {"candidate": report.candidate_usage, "judge": report.judge_usage}
         for phase, usage in phases.items():

@@ -62,6 +62,12 @@ class ChatTokenizer:
             self.check_size(len(text), "one text holds")
         return [len(ids) for ids in self._encode(list(texts), split=True)]
 
+    def encode_text(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        """Ids of each text as message content (special tokens split)."""
+        for text in texts:
+            self.check_size(len(text), "one text holds")
+        return [tuple(ids) for ids in self._encode(list(texts), split=True)]
+
     def encode_trusted(self, text: str) -> list[int]:
         """Ids of a prompt rendered by our own code (special tokens are control tokens)."""
         self.check_size(len(text), "the prompt holds")

@@ -165,6 +165,12 @@ class UpstreamEngine:
             return [self.count_tokens(t) for t in texts]
         return self._chat.count_text(texts)
 
+    def encode_text(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        """`EncodesText`: message-content ids, as `render_prompt` tokenises them."""
+        if self._chat is None:
+            return [tuple(self._encode(t)) for t in texts]
+        return self._chat.encode_text(texts)
+
     async def is_healthy(self) -> bool:
         return self.pool.any_admitted()
 

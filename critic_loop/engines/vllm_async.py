@@ -223,6 +223,10 @@ class VLLMEngine:
     def count_text_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._prompts.count_text(texts)
 
+    def encode_text(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        """`EncodesText`: message-content ids (blocking)."""
+        return self._prompts.encode_text(texts)
+
     @functools.cached_property
     def _prompts(self) -> ChatTokenizer:
         return ChatTokenizer(self._tokenizer, self.max_model_len)

@@ -161,8 +161,9 @@ class ChatPreparer:
             return budget.per_response
         param = _max_tokens_param(request)
         reason = critic.mode is JudgeMode.REASON
-        judge = (f"self_critic.judge_max_tokens = {budget.judge_tokens}" if reason
-                 else "the fast judge's 1 token")
+        judge = (f"self_critic.judge_max_tokens = {critic.judge_max_tokens} and "
+                 f"{budget.judge_tokens - critic.judge_max_tokens} to end it in a verdict"
+                 if reason else "the fast judge's 1 token")
         fixes = [f"lower {param} to at most {budget.per_response}"
                  if budget.per_response >= 1 else "shorten the messages"]
         if reason:

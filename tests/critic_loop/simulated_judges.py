@@ -46,6 +46,15 @@ def quality_judge(best: str, p: float) -> PreferFirst:
     return prefer_first
 
 
+def biased_judge(best: str, bias: float, preference: float) -> PreferFirst:
+    """logit P(Response 1) = bias + preference when `best` is shown first, bias −
+    preference when it is second, bias otherwise: a position prior on a content signal."""
+    def prefer_first(first: str, second: str) -> float:
+        content = preference if first == best else -preference if second == best else 0.0
+        return 1 / (1 + math.exp(-(bias + content)))
+    return prefer_first
+
+
 def position_judge(b: float) -> PreferFirst:
     """Prefers whichever response is shown first with probability b, whatever it says."""
     return lambda first, second: b
@@ -60,6 +69,10 @@ class SimulatedEngine:
     candidates: Sequence[str] = ()
     invalid_rate: float = 0.0
     """Chance that a judgment is unreadable (garbage text, no choice logprobs)."""
+    soft: bool = False
+    """Fast judgments report `prefer_first` itself as the digits' probabilities and pick
+    the likelier digit, as a greedy judge reading its distribution does (else a sampled
+    digit with all its probability)."""
     model_name: str = "simulated"
     max_model_len: int = 1 << 20
     supports_images: bool = False
@@ -94,12 +107,16 @@ class SimulatedEngine:
             return GenerationResult(request.request_id, 1, completions)
         first, second = responses_in(request.prompt)
         invalid = self.rng.random() < self.invalid_rate
-        digit = "1" if self.rng.random() < self.prefer_first(first, second) else "2"
+        p_first = self.prefer_first(first, second)
+        digit = "1" if self.rng.random() < p_first else "2"
         if request.sampling.choices:
-            logprobs = None if invalid else {c: 0.0 if c == digit else -math.inf
-                                             for c in request.sampling.choices}
+            if self.soft:
+                digit = "1" if p_first >= 0.5 else "2"
+                logprobs = {"1": math.log(p_first), "2": math.log1p(-p_first)}
+            else:
+                logprobs = {c: 0.0 if c == digit else -math.inf for c in request.sampling.choices}
             completion = Completion(0, "?" if invalid else digit, 1, "length",
-                                    choice_logprobs=logprobs)
+                                    choice_logprobs=None if invalid else logprobs)
         else:
             answer = "no idea" if invalid else f"\\boxed{{{digit}}}"
             text = f"<think>hmm</think> {answer}"

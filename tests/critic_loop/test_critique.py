@@ -23,7 +23,8 @@ async def test_two_responses_play_one_match() -> None:
     assert [j.order for j in result.judgments] == [(0, 1), (1, 0)]
     assert [r.request_id for r in engine.generate_calls[0]] == ["c1-r1-m0-j0", "c1-r1-m0-j1"]
     out = result.to_dict()
-    assert set(out) == {"winner", "ranking", "preference", "judgments", "usage"}
+    assert set(out) == {"winner", "ranking", "preference", "judgments", "order_agreement",
+                        "usage"}
     assert set(out["judgments"][0]) >= {"order", "verdict", "reasoning", "text",
                                         "probabilities"}
     assert out["usage"]["total_tokens"] == sum(j.prompt_tokens + j.completion_tokens

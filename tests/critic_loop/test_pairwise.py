@@ -1,4 +1,5 @@
-"""Pairwise matches: alternating orders, majority, splits in both modes, invalid votes."""
+"""Pairwise matches: alternating orders, majority, splits in both modes, invalid votes, and
+reason judgments ended in a forced verdict."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from simulated_judges import responses_in
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion, GenerationRequest
 from critic_loop.engines.scripted import ScriptedEngine, echo_responder
+from critic_loop.judge_prompt import judge_messages
 from critic_loop.match import MatchResult, reasoning_of
-from critic_loop.pairwise import Pairing, PairJudge
+from critic_loop.pairwise import Pairing, PairJudge, judge_given_prompts
 
 
 def prefers(text: str):
@@ -101,36 +103,46 @@ async def test_reason_split_takes_one_extra_judgment_when_sampling() -> None:
 
 
 async def test_invalid_extra_judgment_falls_to_the_coin() -> None:
-    def respond(request: GenerationRequest, index: int) -> str:
-        return "I cannot decide" if request.request_id.endswith("-x") else "\\boxed{1}"
+    def respond(request: GenerationRequest, index: int) -> str | Completion:
+        if request.request_id.endswith("-x"):  # aborted: no reasoning to end in a verdict
+            return Completion(0, "", 0, "abort")
+        return "\\boxed{1}"
     match = await play(ScriptedEngine(respond), SelfCriticConfig(judge_temperature=0.8))
     assert (match.outcome, match.decided_by) == ("split", "coin")
     assert match.invalid_votes == 1 and len(match.judgments) == 3
 
 
 async def test_single_comparison_extra_judgment_asks_the_other_order() -> None:
-    def respond(request: GenerationRequest, index: int) -> str:
-        return "no box" if request.request_id.endswith("-j0") else "\\boxed{1}"
+    def respond(request: GenerationRequest, index: int) -> str | Completion:
+        if request.request_id.endswith("-j0"):
+            return Completion(0, "", 0, "abort")
+        return "\\boxed{1}"
     match = await play(ScriptedEngine(respond), SelfCriticConfig(comparisons=1))
     assert [j.order for j in match.judgments] == [(0, 1), (1, 0)]
     assert (match.outcome, match.decided_by, match.winner) == ("invalid", "extra_judgment", 1)
 
 
-async def test_fast_split_is_broken_by_summed_probabilities() -> None:
+@pytest.mark.parametrize("calibrate", [False, True])
+async def test_fast_split_is_broken_by_summed_probabilities(calibrate: bool) -> None:
     def respond(request: GenerationRequest, index: int) -> Completion:
         first, _ = responses_in(request.prompt)
         p_first = 0.6 if first == "alpha" else 0.9  # each order prefers the first, unequally
         return Completion(0, "1", 1, "length",
                           choice_logprobs={"1": math.log(p_first), "2": math.log(1 - p_first)})
     engine = ScriptedEngine(respond)
-    match = await play(engine, SelfCriticConfig(judge="fast"))
+    match = await play(engine, SelfCriticConfig(judge="fast", calibrate_position=calibrate))
     [call] = engine.generate_calls
     assert all(r.sampling.choices == ("1", "2") and r.sampling.max_tokens == 1 for r in call)
     assert [j.verdict for j in match.judgments] == [0, 1]
     assert [j.probabilities for j in match.judgments] == [
         pytest.approx((0.6, 0.4)), pytest.approx((0.9, 0.1))]
     assert (match.outcome, match.decided_by, match.winner) == ("split", "probability", 1)
-    assert match.score == pytest.approx((0.6 + 0.1, 0.4 + 0.9))
+    if not calibrate:
+        assert match.score == pytest.approx((0.6 + 0.1, 0.4 + 0.9))
+    else:  # content preference: half the log-odds difference of the orders, per judgment
+        delta = (math.log(0.6 / 0.4) - math.log(0.9 / 0.1)) / 2
+        assert match.score == pytest.approx((2 / (1 + math.exp(-delta)),
+                                             2 / (1 + math.exp(delta))))
 
 
 async def test_fast_exact_tie_goes_to_the_coin() -> None:
@@ -211,3 +223,97 @@ async def test_each_judge_prompt_is_rendered_once_and_off_the_event_loop() -> No
     assert sum(len(call) for call in engine.generate_calls) == 5
     assert [responses_in(p) for p in engine.rendered] == [("alpha", "beta"), ("beta", "alpha")]
     assert threading.get_ident() not in threads  # ...from two prompts, each rendered once
+
+
+GARBAGE = ["<think>17 * 3 = 51</think>", "", "no box at all", "<think>cut off by the budg",
+           "<think>hm</think> \\boxed{3}", "\\boxed{1 or 2}", "<think>a</think>\n\\boxed{"]
+
+
+def thinks(text: str, digit_for_first: dict[str, str]):
+    """A reason judge that writes `text` (no readable verdict); asked for the one forced
+    digit, it names the response `digit_for_first` gives for the first-shown text."""
+    def respond(request: GenerationRequest, index: int) -> str:
+        if request.sampling.choices:
+            first, _ = responses_in(request.prompt)
+            return digit_for_first[first]
+        return text
+    return respond
+
+
+@pytest.mark.parametrize("text", GARBAGE)
+async def test_a_reason_judgment_without_a_verdict_is_ended_in_one(text: str) -> None:
+    engine = ScriptedEngine(thinks(text, {"alpha": "2", "beta": "1"}))  # prefers beta
+    match = await play(engine, SelfCriticConfig(comparisons=2, judge_max_tokens=64))
+    assert match.invalid_votes == 0 and match.winner == 1
+    assert (match.outcome, match.decided_by) == ("consistent", "majority")
+    assert all(j.forced and j.verdict == 1 for j in match.judgments)
+    first, forced = engine.generate_calls
+    assert [r.request_id for r in forced] == ["req-r1-m0-j0-v", "req-r1-m0-j1-v"]
+    for judged, request in zip(first, forced, strict=True):  # the judgment, continued
+        assert request.prompt.startswith(judged.prompt)
+        assert request.prompt.endswith("\n</think>\n\\boxed{")
+        assert request.sampling.choices == ("1", "2") and request.sampling.max_tokens == 1
+    judgment = match.judgments[0]
+    assert judgment.text == text and judgment.probabilities == (0.0, 1.0)
+    assert judgment.completion_tokens == len([w for w in text.split(" ") if w]) + 1
+    assert judgment.prompt_tokens == (engine.count_tokens(first[0].prompt)
+                                      + engine.count_tokens(forced[0].prompt))
+    assert judgment.to_dict()["forced"] is True
+
+
+async def test_the_forced_continuation_keeps_the_judges_own_reasoning() -> None:
+    engine = ScriptedEngine(thinks("<think>17 * 3 = 51</think> so Response", {"alpha": "1",
+                                                                           "beta": "2"}))
+    await play(engine, SelfCriticConfig())
+    [_, forced] = engine.generate_calls
+    assert forced[0].prompt.endswith("<|assistant|><think>17 * 3 = 51\n</think>\n\\boxed{")
+
+
+async def test_a_judgment_with_a_verdict_is_not_forced() -> None:
+    engine = ScriptedEngine(prefers("beta"))
+    match = await play(engine, SelfCriticConfig())
+    assert len(engine.generate_calls) == 1
+    assert not any(j.forced for j in match.judgments)
+    assert "forced" not in match.judgments[0].to_dict()
+
+
+async def test_only_the_judgments_without_a_verdict_are_forced_in_one_call() -> None:
+    def respond(request: GenerationRequest, index: int) -> str:
+        if request.sampling.choices:
+            return "1"
+        return "I wonder" if request.request_id.endswith("-j1") else "\\boxed{2}"
+    engine = ScriptedEngine(respond)
+    judge = PairJudge(engine, "Which is right?", SelfCriticConfig(), request_id="req", seed=0)
+    matches = await judge.play([Pairing(0, 1, "alpha", "beta", "r1-m0"),
+                                Pairing(2, 3, "gamma", "delta", "r1-m1")])
+    assert [len(call) for call in engine.generate_calls] == [4, 2]
+    assert [r.request_id for r in engine.generate_calls[1]] == ["req-r1-m0-j1-v",
+                                                               "req-r1-m1-j1-v"]
+    assert all(m.invalid_votes == 0 for m in matches)
+    assert [[j.forced for j in m.judgments] for m in matches] == [[False, True]] * 2
+
+
+async def test_a_forced_continuation_that_cannot_fit_stays_an_invalid_vote() -> None:
+    long_thinking = "<think>" + " word" * 40  # the judgment fits, its continuation does not
+    engine = ScriptedEngine(thinks(long_thinking, {"alpha": "1", "beta": "1"}))
+    prompt_tokens = engine.count_tokens(engine.render_chat(
+        judge_messages("Which is right?", "alpha", "beta")))
+    engine.max_model_len = prompt_tokens + 41
+    match = await play(engine, SelfCriticConfig(judge_max_tokens=41))
+    assert match.invalid_votes == 2 and not any(j.forced for j in match.judgments)
+    assert len(engine.generate_calls) == 1  # nothing that cannot fit is sent
+
+
+async def test_given_judge_prompts_are_forced_to_a_verdict_too() -> None:
+    engine = ScriptedEngine(lambda request, index: "2" if request.sampling.choices
+                            else "<think>both fine</think>")
+    [judgment] = await judge_given_prompts(
+        engine, [judge_messages("Q?", "a", "b")], SelfCriticConfig(), ["given-0"])
+    assert judgment.verdict == 2 and judgment.forced
+    assert engine.generate_calls[1][0].request_id == "given-0-v"
+
+
+async def test_fast_judgments_are_never_forced() -> None:
+    engine = ScriptedEngine(lambda request, index: Completion(0, "?", 1, "length"))
+    match = await play(engine, SelfCriticConfig(judge="fast"))
+    assert match.invalid_votes == 2 and len(engine.generate_calls) == 1

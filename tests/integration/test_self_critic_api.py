@@ -45,8 +45,13 @@ def test_self_critic_reason_mode(client: openai.OpenAI) -> None:
     assert report["judge"] == "reason"
     matches = [m for r in report["trace"]["rounds"] for m in r["matches"]]
     judgments = [j for m in matches for j in m["judgments"]]
-    # Whatever the small model writes, every judgment is a vote or a counted invalid vote.
-    assert report["invalid_votes"] == sum(j["verdict"] is None for j in judgments)
+    # Whatever the small model writes in 48 tokens, every judgment ends in a verdict: its
+    # own, or the digit read after its reasoning was closed and a box opened.
+    assert report["invalid_votes"] == 0 and all(j["verdict"] is not None for j in judgments)
+    forced = [j for j in judgments if j.get("forced")]
+    assert all(j["probabilities"] is not None for j in forced)
+    if matches:
+        assert report["order_agreement"]["judged"] <= len(matches)
 
 
 def test_self_critic_streaming(server) -> None:

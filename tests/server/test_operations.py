@@ -134,3 +134,27 @@ def test_cors_and_root_path(make_client) -> None:
         "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
     assert preflight.headers["access-control-allow-origin"] == "https://app.example"
     assert client.get("/llm/health").status_code == 200
+
+
+def test_the_judges_order_agreement_is_reported_and_counted(make_client) -> None:
+    def respond(request, index: int) -> str:
+        if "[Response 1]" not in request.prompt:
+            return ["It is 51", "It is 41"][index]
+        return "1"  # a fast judge that answers by position: both orders disagree
+
+    client = make_client(ScriptedEngine(respond, model_name="tiny"))
+    labels = {"mode": "fast"}
+    before = {r: _sample("selfcritic_judge_order_agreement_total", **labels, result=r)
+              for r in ("agreed", "disagreed")}
+    reply = client.post("/v1/chat/completions", json={
+        **BODY, "self_critic": {"candidates": 2, "judge": "fast"}})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["self_critic"]["order_agreement"] == {
+        "agreed": 0, "judged": 1, "rate": 0.0}
+    critique = client.post("/v1/critique", json={
+        "question": "17 * 3?", "responses": ["It is 51", "It is 41"], "judge": "fast"})
+    assert critique.json()["order_agreement"] == {"agreed": 0, "judged": 1, "rate": 0.0}
+    assert _sample("selfcritic_judge_order_agreement_total", **labels,
+                   result="disagreed") == before["disagreed"] + 2
+    assert _sample("selfcritic_judge_order_agreement_total", **labels,
+                   result="agreed") == before["agreed"]
