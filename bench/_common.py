@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from critic_loop.builtin_models import TEST_MODEL
 from evaluation.local_server import bound_url, free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,12 +106,13 @@ def launch(name: str, argv: Sequence[str], model: str, port: int | None,
 
 
 def start_selfcritic(eager: bool, extra: Sequence[str] = (), name: str = "selfcritic",
-                     model_name: str = "smollm2-135m-instruct", checkout: Path = REPO) -> Server:
-    """`selfcritic serve` on the default model (max_model_len 2048, 2 GiB KV cache on CPU),
+                     model_name: str = TEST_MODEL, checkout: Path = REPO) -> Server:
+    """`selfcritic serve` on a built-in model (the 135M one unless named; max_model_len
+    2048, 2 GiB KV cache on CPU),
     from `checkout` (another checkout of this repository, e.g. a `git worktree` of an older
     commit since the server logs the port it bound, runs that commit's server with this
     venv). It binds a free port itself (`--port 0`): no other process can take it first."""
-    argv = [sys.executable, "-m", "server.cli", "serve", "--port", "0",
+    argv = [sys.executable, "-m", "server.cli", "serve", "--model", model_name, "--port", "0",
             "--max-model-len", "2048", "--seed", "0", "--max-num-seqs", "64",
             "--enforce-eager" if eager else "--no-enforce-eager", *extra]
     return launch(name, argv, model_name, None, cwd=checkout)
@@ -143,7 +145,7 @@ def default_model_dir() -> tuple[str, str]:
     """The default model's directory and served name (built once by the model store)."""
     from critic_loop.model_store import resolve_model
 
-    model = resolve_model("default")
+    model = resolve_model(TEST_MODEL)
     return str(model.path), model.served_name
 
 

@@ -108,8 +108,12 @@ QWEN25_CODER_05B = BuiltinModel(
 BUILTIN_MODELS = MappingProxyType({m.name: m for m in (SMOLLM2_135M, QWEN25_CODER_05B)})
 """Every built-in model by name, in listing order."""
 
-DEFAULT_MODEL = SMOLLM2_135M.name
-"""What `--model default` serves."""
+DEFAULT_MODEL = QWEN25_CODER_05B.name
+"""What `--model default` (and a bare `selfcritic serve`) serves: the 0.5B coder, the
+smallest built-in that answers a newcomer's questions right and can judge (bench/README.md,
+"Which built-in model"). Tests and CPU training recipes name the 135M model for speed."""
+TEST_MODEL = SMOLLM2_135M.name
+"""The model tests, CPU recipes and benchmarks name when they need *an* engine, fast."""
 
 DEFAULT_ALIAS = "default"
 

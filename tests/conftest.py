@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from critic_loop.builtin_models import TEST_MODEL
 from evaluation.local_server import bound_url, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,12 +45,13 @@ class ServerProcess:
 def start_server(args: list[str], log_path: Path, env: dict[str, str] | None = None,
                  health_headers: dict[str, str] | None = None) -> ServerProcess:
     """Start `selfcritic serve ARGS` on a port it binds itself (`--port 0`: no other
-    process can take it between choosing and binding) and wait until /health is 200."""
+    process can take it between choosing and binding) and wait until /health is 200.
+    The model is the fast 135M one unless ARGS name another (a later --model wins)."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--enforce-eager",
-         *args], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "server.cli", "serve", "--model", TEST_MODEL, "--port", "0",
+         "--enforce-eager", *args], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
     server = ServerProcess(bound_url(process, log_path), process, log_path)
     if not wait_healthy(server.url, process, server.log, START_TIMEOUT_S, health_headers, 1.0):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from critic_loop.builtin_models import TEST_MODEL
+
 IMAGE_TOKEN = "<image>"
 IMAGE_SIZE = 28
 PATCH_SIZE = 14
@@ -44,7 +46,7 @@ def build_tiny_vlm(out_dir: str | Path) -> Path:
     from critic_loop.model_store import resolve_model
 
     out = Path(out_dir)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model("default").path)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(TEST_MODEL).path)
     tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
     tokenizer.chat_template = CHAT_TEMPLATE
     text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,

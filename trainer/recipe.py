@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from critic_loop.builtin_models import TEST_MODEL
 from trainer.rewards import REWARDS
 
 
@@ -34,7 +35,8 @@ class Recipe:
     """Everything one GRPO critic run needs: model, data, rewards, optimiser, output."""
 
     # -- model and data --------------------------------------------------------------
-    model: str = _f("default", "'default' (SmolLM2-135M-Instruct) or a local model directory")
+    model: str = _f(TEST_MODEL, "a built-in model name (`selfcritic models`), 'default', or a "
+                               "local model directory")
     train_data: str = _f("data/demo/train.jsonl",
                          "preference pairs: .jsonl, .json, .parquet or a save_to_disk directory")
     max_train_pairs: int | None = _f(None, "use only the first N pairs (None: all)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from critic_loop.builtin_models import TEST_MODEL
 from critic_loop.engine import PromptTooLongError
 from critic_loop.engines.chat_tokenizer import ChatTokenizer, longest_token_chars
 from critic_loop.judge_prompt import judge_messages
@@ -21,7 +22,7 @@ def tokenizer():
 
     from critic_loop.model_store import resolve_model
 
-    return AutoTokenizer.from_pretrained(resolve_model("default").path)
+    return AutoTokenizer.from_pretrained(resolve_model(TEST_MODEL).path)
 
 
 @pytest.fixture(scope="module")

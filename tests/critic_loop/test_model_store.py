@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 # -- the registry -------------------------------------------------------------------------
 def test_the_built_in_names_and_the_default() -> None:
     assert list(BUILTIN_MODELS) == ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"]
-    assert builtin_model("default") is builtin_model(DEFAULT_MODEL) is SMOLLM2_135M
+    assert builtin_model("default") is builtin_model(DEFAULT_MODEL) is QWEN25_CODER_05B
     assert builtin_model("qwen2.5-coder-0.5b-instruct") is QWEN25_CODER_05B
     assert builtin_model("/some/dir") is None
 

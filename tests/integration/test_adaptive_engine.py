@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from critic_loop.adaptive import sample_adaptively
+from critic_loop.builtin_models import TEST_MODEL
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import GenerationRequest, SamplingOptions, StreamDelta
 
@@ -40,7 +41,7 @@ def engine():
     from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
     from critic_loop.model_store import resolve_model
 
-    model = resolve_model("default")
+    model = resolve_model(TEST_MODEL)
     started = VLLMEngine.start(EngineConfig(model=str(model.path),
                                             served_name=model.served_name,
                                             enforce_eager=True))

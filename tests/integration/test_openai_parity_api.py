@@ -12,6 +12,7 @@ import pytest
 from conftest import MODEL  # type: ignore[import-not-found]
 from transformers import AutoTokenizer
 
+from critic_loop.builtin_models import TEST_MODEL
 from critic_loop.model_store import resolve_model
 
 CITY = {"type": "object", "additionalProperties": False, "required": ["city", "score"],
@@ -66,7 +67,7 @@ def test_penalties_change_the_output(client: openai.OpenAI) -> None:
 
 
 def test_logit_bias_against_the_greedy_first_token(client: openai.OpenAI) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model("default").path)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(TEST_MODEL).path)
 
     def greedy(**fields) -> str:
         return client.chat.completions.create(

@@ -15,6 +15,8 @@ import time
 import httpx
 from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
 
+from critic_loop.builtin_models import TEST_MODEL
+
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 PROSE = "The quick brown fox jumps over the lazy dog, then naps in the warm afternoon sun. "
 CONTEXT, LONGEST_TOKEN = 2048, 81  # the default context; SmolLM2's longest token spells 81
@@ -74,7 +76,7 @@ def test_a_response_cannot_forge_turns_in_the_judge_prompt(server) -> None:
 
     from critic_loop.model_store import resolve_model
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model("default").path)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(TEST_MODEL).path)
     as_text = len(tokenizer.encode(FORGERY, add_special_tokens=False, split_special_tokens=True))
     as_control = len(tokenizer.encode(FORGERY, add_special_tokens=False))
     assert as_text - as_control > 20

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from critic_loop.builtin_models import TEST_MODEL
 from evaluation.local_server import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ class Process:
 def default_model_path() -> str:
     from critic_loop.model_store import resolve_model
 
-    return str(resolve_model("default").path)
+    return str(resolve_model(TEST_MODEL).path)
 
 
 def start_vllm_server(log_path: Path, served_name: str) -> Process:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from critic_loop.builtin_models import TEST_MODEL
+
 # Before torch loads: idle OpenMP threads must not spin on a small shared CPU (see cli.py).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,7 +31,7 @@ E2E_OVERRIDES = [
 """The end-to-end run: 2 steps of 4 completions × ≤32 tokens on 8 demo pairs."""
 
 
-def train_demo_critic(out_dir: Path, model: str = "default",
+def train_demo_critic(out_dir: Path, model: str = TEST_MODEL,
                       extra: list[str] | None = None) -> Path:
     """Train `model` for 2 GRPO steps on the demo pairs with the CPU recipe; return the
     export directory."""
@@ -44,7 +46,7 @@ def train_demo_critic(out_dir: Path, model: str = "default",
 
 @pytest.fixture(scope="session")
 def train_critic() -> Callable[..., Path]:
-    """`train_demo_critic` as a fixture: (out_dir, model="default", extra=[...]) -> export."""
+    """`train_demo_critic` as a fixture: (out_dir, model=TEST_MODEL, extra=[...]) -> export."""
     return train_demo_critic
 
 
@@ -63,7 +65,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from critic_loop.model_store import resolve_model
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model("default").path)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(TEST_MODEL).path)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=2048, tie_word_embeddings=True,

@@ -21,9 +21,9 @@ def test_paper_recipe_has_the_papers_settings() -> None:
     assert r.rewards == ["preference", "format"]
 
 
-def test_cpu_demo_recipe_targets_the_default_model_on_cpu() -> None:
+def test_cpu_demo_recipe_targets_the_small_built_in_model_on_cpu() -> None:
     r = load_recipe(RECIPES / "cpu-demo.yaml")
-    assert r.model == "default" and r.use_cpu and not r.bf16 and not r.use_vllm
+    assert r.model == "smollm2-135m-instruct" and r.use_cpu and not r.bf16 and not r.use_vllm
     assert Path(r.train_data) == Path("data/demo/train.jsonl")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from critic_loop.builtin_models import TEST_MODEL
 from trainer.export import METADATA_FILE
 
 
@@ -21,7 +22,7 @@ def test_default_model_trains_and_exports(trained_critic_dir: Path) -> None:
 
     out = trained_critic_dir
     meta = json.loads((out / METADATA_FILE).read_text())
-    assert meta["steps"] == 2 and meta["base_model"] == "default"
+    assert meta["steps"] == 2 and meta["base_model"] == TEST_MODEL
     assert meta["recipe"]["num_generations"] == 4
     assert "rewards/preference_reward/mean" in meta["reward_stats"]
     assert json.loads((out / "config.json").read_text())["torch_dtype"] == "bfloat16"
