@@ -99,6 +99,9 @@ def add_eval_parsers(sub: Any) -> None:
     policy.add_argument("--serve-arg", dest="serve_args", action="append", default=[],
                         metavar="ARG", help="in-process mode: an extra `selfcritic serve` "
                         "argument (repeatable), e.g. --serve-arg=--dtype=float32")
+    policy.add_argument("--save-candidates", type=Path, metavar="FILE",
+                        help="also write the greedy and largest-N samples, with logprobs, as "
+                             "a candidates file for `eval select`")
     policy.set_defaults(run=run_policy)
 
     tasks = sub.add_parser(
@@ -111,6 +114,10 @@ def add_eval_parsers(sub: Any) -> None:
     tasks.add_argument("--train", type=int, default=200, help="train questions")
     tasks.add_argument("--heldout", type=int, default=100, help="held-out questions")
     tasks.set_defaults(run=run_make_tasks)
+
+    from evaluation.select_cli import add_select_parsers
+
+    add_select_parsers(sub)  # `select` and `calibrate`
 
 
 def run_policy(args: argparse.Namespace) -> int:
@@ -129,7 +136,7 @@ def run_policy(args: argparse.Namespace) -> int:
             judge_max_tokens=args.judge_max_tokens, seed=args.seed,
             request_seeds=args.request_seeds, template=args.template, limit=args.limit,
             concurrency=args.concurrency, timeout_s=args.timeout_s,
-            serve_args=tuple(args.serve_args),
+            serve_args=tuple(args.serve_args), save_candidates=args.save_candidates,
             fields=Fields(question=args.question_field, answer=args.answer_field,
                           grader=args.grader, answer_format=args.answer_format,
                           answer_pattern=args.answer_pattern,

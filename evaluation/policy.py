@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from evaluation.candidate_recorder import CandidateRecorder
 from evaluation.client import ChatClient, EndpointError
 from evaluation.dataset import Fields, Question, load_questions
 from evaluation.local_server import local_server
@@ -55,6 +56,9 @@ class PolicyEvalConfig:
     fields: Fields = field(default_factory=Fields)
     serve_args: tuple[str, ...] = ()
     progress: bool | None = None
+    save_candidates: Path | None = None
+    """Also write the greedy and largest-N sampling replies, with logprobs, as a
+    candidates file for `eval select` (evaluation/candidates.py)."""
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False)
     """Tests: an httpx transport (e.g. MockTransport) standing in for the endpoint."""
 
@@ -63,6 +67,9 @@ class PolicyEvalConfig:
             raise ValueError(f"--limit must be >= 1, got {self.limit}")
         if self.concurrency < 1:
             raise ValueError(f"--concurrency must be >= 1, got {self.concurrency}")
+        if self.save_candidates and not {"majority", "pass@N"} & set(self.strategies):
+            raise ValueError("--save-candidates keeps the sampling request's candidates: "
+                             "add majority or pass@N to --strategies")
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,13 @@ async def _evaluate(config: PolicyEvalConfig, url: str, questions: list[Question
     async with ChatClient(url, config.api_key, config.concurrency, config.timeout_s,
                           transport=config.transport) as client:
         model = config.model if config.url and config.model else await endpoint_model(client)
-        runner = Runner(client, _settings(config, model), config.concurrency, config.progress)
+        recorder = (CandidateRecorder(config.save_candidates, max(config.ns))
+                    if config.save_candidates else None)
+        runner = Runner(client, _settings(config, model), config.concurrency, config.progress,
+                        recorder)
         log = await runner.run(questions, runs)
+        if recorder is not None and recorder.write(questions):
+            logger.info("wrote candidates: %s", config.save_candidates)
     return model, log
 
 
@@ -137,7 +149,8 @@ async def endpoint_model(client: ChatClient) -> str:
 def _meta(config: PolicyEvalConfig, endpoint: str, model: str, questions: int,
           log: RunLog) -> dict[str, Any]:
     settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-                if f.name not in ("transport", "api_key", "fields", "progress")}
+                if f.name not in ("transport", "api_key", "fields", "progress",
+                                  "save_candidates")}
     settings["fields"] = {k: v for k, v in asdict(config.fields).items() if v is not None}
     return {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "endpoint": endpoint, "model": model, "data": str(config.data),

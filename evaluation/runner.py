@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from evaluation.candidate_recorder import CandidateRecorder
 from evaluation.client import ChatClient, EndpointError
 from evaluation.dataset import Question
 from evaluation.strategies import (
@@ -44,8 +45,11 @@ class Runner:
     """Sends the requests of `runs` for each question through `client`."""
 
     def __init__(self, client: ChatClient, settings: RequestSettings, concurrency: int,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, recorder: CandidateRecorder | None = None
+                 ) -> None:
         self.client = client
+        self.recorder = recorder
+        """Keeps the greedy and sampling replies as a candidates file (--save-candidates)."""
         self.settings = settings
         self.concurrency = concurrency
         self.progress = progress
@@ -76,7 +80,12 @@ class Runner:
         if run.key in self.unavailable:
             return Outcome(**base, error=self.unavailable[run.key], skipped=True)
         try:
-            reply = await self.client.chat(request_body(run, question, self.settings))
+            body = request_body(run, question, self.settings)
+            if self.recorder is not None:
+                body = self.recorder.request(run, body)
+            reply = await self.client.chat(body)
+            if self.recorder is not None:
+                self.recorder.record(run, question, reply)
             outcome = score_reply(run, question, reply)
         except EndpointError as exc:
             if exc.refused and run.key not in self._succeeded:
