@@ -120,6 +120,9 @@ def add_eval_parsers(sub: Any) -> None:
     policy.add_argument("--serve-arg", dest="serve_args", action="append", default=[],
                         metavar="ARG", help="in-process mode: an extra `selfcritic serve` "
                         "argument (repeatable), e.g. --serve-arg=--dtype=float32")
+    policy.add_argument("--save-candidates", type=Path, metavar="FILE",
+                        help="also write the greedy and largest-N samples, with logprobs, as "
+                             "a candidates file for `eval select`")
     policy.set_defaults(run=run_policy)
 
     grade = sub.add_parser(
@@ -156,6 +159,10 @@ def add_eval_parsers(sub: Any) -> None:
     tasks.add_argument("--heldout", type=int, default=100, help="held-out questions")
     tasks.set_defaults(run=run_make_tasks)
 
+    from evaluation.select_cli import add_select_parsers
+
+    add_select_parsers(sub)  # `select` and `calibrate`
+
 
 def run_policy(args: argparse.Namespace) -> int:
     """Run `eval policy`; print the table; 0 when some strategy was scored."""
@@ -176,6 +183,7 @@ def run_policy(args: argparse.Namespace) -> int:
             serve_args=tuple(args.serve_args), exec_grouping=args.exec_grouping,
             allow_unsandboxed_exec=args.allow_unsandboxed_exec,
             exec_timeout_s=args.exec_timeout_s, exec_workers=args.exec_workers,
+            save_candidates=args.save_candidates,
             fields=Fields(question=args.question_field, answer=args.answer_field,
                           grader=args.grader, answer_format=args.answer_format,
                           answer_pattern=args.answer_pattern,

@@ -22,6 +22,7 @@ import httpx
 
 from critic_loop.code.grader import CodeGrader
 from critic_loop.code.sandbox import Limits, Sandbox
+from evaluation.candidate_recorder import CandidateRecorder
 from evaluation.client import ChatClient, EndpointError
 from evaluation.code_tasks import CODE_MAX_TOKENS
 from evaluation.dataset import Fields, Question, load_questions
@@ -75,6 +76,9 @@ class PolicyEvalConfig:
     """Wall limit of one graded program (CPU limit alike)."""
     exec_workers: int = 2
     """Programs graded at once."""
+    save_candidates: Path | None = None
+    """Also write the greedy and largest-N sampling replies, with logprobs, as a
+    candidates file for `eval select` (evaluation/candidates.py)."""
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False)
     """Tests: an httpx transport (e.g. MockTransport) standing in for the endpoint."""
 
@@ -85,6 +89,9 @@ class PolicyEvalConfig:
             raise ValueError(f"--concurrency must be >= 1, got {self.concurrency}")
         if self.exec_workers < 1 or self.exec_timeout_s <= 0:
             raise ValueError("--exec-workers must be >= 1 and --exec-timeout-s > 0")
+        if self.save_candidates and not {"majority", "pass@N"} & set(self.strategies):
+            raise ValueError("--save-candidates keeps the sampling request's candidates: "
+                             "add majority or pass@N to --strategies")
 
 
 @dataclass(frozen=True)
@@ -149,9 +156,13 @@ async def _evaluate(config: PolicyEvalConfig, url: str, questions: list[Question
     async with ChatClient(url, config.api_key, config.concurrency, config.timeout_s,
                           transport=config.transport) as client:
         model = config.model if config.url and config.model else await endpoint_model(client)
+        recorder = (CandidateRecorder(config.save_candidates, max(config.ns))
+                    if config.save_candidates else None)
         runner = Runner(client, _settings(config, model), config.concurrency, config.progress,
-                        code)
+                        code, recorder)
         log = await runner.run(questions, runs)
+        if recorder is not None and recorder.write(questions):
+            logger.info("wrote candidates: %s", config.save_candidates)
     return model, log
 
 
@@ -177,7 +188,8 @@ async def endpoint_model(client: ChatClient) -> str:
 def _meta(config: PolicyEvalConfig, endpoint: str, model: str, questions: int,
           log: RunLog) -> dict[str, Any]:
     settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-                if f.name not in ("transport", "api_key", "fields", "progress")}
+                if f.name not in ("transport", "api_key", "fields", "progress",
+                                  "save_candidates")}
     settings["fields"] = {k: v for k, v in asdict(config.fields).items() if v is not None}
     return {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "endpoint": endpoint, "model": model, "data": str(config.data),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from evaluation.candidate_recorder import CandidateRecorder
 from evaluation.client import ChatClient, EndpointError
 from evaluation.dataset import Question
 from evaluation.strategies import (
@@ -45,10 +46,13 @@ class Runner:
     """Sends the requests of `runs` for each question through `client`."""
 
     def __init__(self, client: ChatClient, settings: RequestSettings, concurrency: int,
-                 progress: bool | None = None, code: CodeScoring | None = None) -> None:
+                 progress: bool | None = None, code: CodeScoring | None = None,
+                 recorder: CandidateRecorder | None = None) -> None:
         self.client = client
         self.code = code
         """Scores code questions; their programs run on its pool, off this event loop."""
+        self.recorder = recorder
+        """Keeps the greedy and sampling replies as a candidates file (--save-candidates)."""
         self.settings = settings
         self.concurrency = concurrency
         self.progress = progress
@@ -79,7 +83,12 @@ class Runner:
         if run.key in self.unavailable:
             return Outcome(**base, error=self.unavailable[run.key], skipped=True)
         try:
-            reply = await self.client.chat(request_body(run, question, self.settings))
+            body = request_body(run, question, self.settings)
+            if self.recorder is not None:
+                body = self.recorder.request(run, body)
+            reply = await self.client.chat(body)
+            if self.recorder is not None:
+                self.recorder.record(run, question, reply)
             if question.code is not None and self.code is not None:
                 outcome = await self.code.grader.run_async(score_reply, run, question, reply,
                                                            self.code)

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from critic_loop.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL
+from critic_loop.config import DEFAULT_JUDGE_WEIGHT, DEFAULT_SELECT, SELECTS
 from critic_loop.generation_defaults import GENERATION_CONFIG
 
 
@@ -166,6 +167,12 @@ class ServerSettings(BaseSettings):
         "text", description="Default candidate merging: 'text' judges identical candidates "
                             "once; 'answer' judges each distinct extracted answer once and "
                             "lets vote counts settle splits (runs the bracket as 'rounds').")
+    select: Literal[SELECTS] = Field(  # type: ignore[valid-type]
+        DEFAULT_SELECT, description="Default selection strategy (critic_loop.selection); a "
+                                "model's calibration (selfcritic eval calibrate) sets it.")
+    include_greedy: bool = Field(False, description="Default: candidate 0 is the greedy decode.")
+    judge_weight: float = Field(DEFAULT_JUDGE_WEIGHT, ge=0, le=1, description="Default say of hybrid's judge "
+                                "between the top two (its reliability, 2·p_comp − 1).")
 
     @field_validator("api_key", "cors_origins", "upstream", "forwarded_allow_ips",
                      "allowed_media_domains", mode="before")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from critic_loop.config import DEFAULT_JUDGE_WEIGHT, DEFAULT_SELECT, SelfCriticConfig
+from critic_loop.config import SelfCriticConfig
 from server.admission import check_comparisons
 from server.errors import bad_request
 from server.protocol.chat import ChatCompletionRequest, SelfCriticOptions
@@ -46,9 +46,10 @@ def self_critic_config(request: ChatCompletionRequest, alias: bool,
             merge=options.merge or s.merge,
             answer_format=options.answer_format,
             answer_pattern=options.answer_pattern,
-            select=options.select or DEFAULT_SELECT,
-            include_greedy=bool(options.include_greedy),
-            judge_weight=(DEFAULT_JUDGE_WEIGHT if options.judge_weight is None
+            select=options.select or s.select,
+            include_greedy=(s.include_greedy if options.include_greedy is None
+                            else options.include_greedy),
+            judge_weight=(s.judge_weight if options.judge_weight is None
                           else options.judge_weight),
             adaptive=options.adaptive,
             adaptive_wave=options.adaptive_wave,

@@ -239,3 +239,23 @@ def test_majority_ties_go_to_the_first_occurrence() -> None:
     assert majority_index([None, "8", "7", "7"]) == 2
     assert majority_index([None, None]) == 0
     assert set(ALL) <= set(STRATEGIES)
+
+
+def test_save_candidates_writes_the_greedy_and_sampling_replies(data: Path, tmp_path: Path
+                                                               ) -> None:
+    from evaluation.candidates import load_candidates
+
+    endpoint = FakeEndpoint(SCRIPTS)
+    path = tmp_path / "cands.jsonl"
+    run(data, tmp_path / "out", endpoint, strategies=("greedy", "majority", "self-critic-fast"),
+        save_candidates=path)
+    sets = load_candidates(path)
+    assert list(sets) == ["q0", "q1", "q2", "q3"]
+    assert sets["q0"].greedy.text == "2"
+    assert [c.text for c in sets["q0"].samples] == ["The answer is 2", "3", "2.0", "3"]
+    asked = [r for r in endpoint.requests if r.get("logprobs")]
+    # greedy and the n=4 sampling request of each question; never n=2, never self-critic
+    assert len(asked) == 8 and all(r["top_logprobs"] == 5 for r in asked)
+    assert not any("self_critic" in r or r.get("n") == 2 for r in asked)
+    with pytest.raises(ValueError, match="add majority or pass@N"):
+        run(data, tmp_path / "x", endpoint, strategies=("greedy",), save_candidates=path)

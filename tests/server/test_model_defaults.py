@@ -50,3 +50,45 @@ def test_the_default_reaches_a_self_critic_request(tmp_path: Path, make_client) 
         "self_critic": {"candidates": 2}})
     assert reply.status_code == 200, reply.text
     assert reply.json()["self_critic"]["judge"] == "reason"
+
+
+def calibrated_dir(tmp_path: Path, **fields: object) -> Path:
+    from critic_loop.selection.calibration import Calibration, write_calibration
+
+    (tmp_path / EXPORT_METADATA).write_text(json.dumps({"judge": judge_metadata("reason")}))
+    calibration = Calibration(**{"select": "hybrid", "include_greedy": True,
+                                 "judge_weight": 0.25, "judge": "fast", **fields})
+    write_calibration(tmp_path, calibration)
+    return tmp_path
+
+
+def test_a_calibration_becomes_the_default_and_explicit_settings_win(tmp_path: Path) -> None:
+    model = calibrated_dir(tmp_path)
+    served = with_model_defaults(ServerSettings(), model)
+    assert (served.select, served.include_greedy, served.judge_weight, served.judge) == (
+        "hybrid", True, 0.25, "fast")  # measured with fast: it overrides the trained mode
+    assert trained_judge_mode(model) == "reason"
+    kept = with_model_defaults(ServerSettings(select="vote", judge="reason"), model)
+    assert (kept.select, kept.judge, kept.include_greedy) == ("vote", "reason", True)
+
+
+def test_a_bad_calibration_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / EXPORT_METADATA).write_text(json.dumps({"selection": {"select": "best"}}))
+    assert with_model_defaults(ServerSettings(), tmp_path).select == ServerSettings().select
+
+
+def test_the_calibrated_default_reaches_a_self_critic_request(tmp_path: Path,
+                                                              make_client) -> None:
+    served = with_model_defaults(ServerSettings(), calibrated_dir(tmp_path, select="vote",
+                                                                  judge=None))
+    client = make_client(**served.model_dump(include={"select", "include_greedy",
+                                                      "judge_weight", "judge"}))
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4,
+            "self_critic": {"candidates": 2, "return_trace": True}}
+    report = client.post("/v1/chat/completions", json=body).json()["self_critic"]
+    assert report["select"] == "vote" and report["include_greedy"] is True
+    assert report["judge"] == "reason"  # vote calls no judge: the trained mode stays
+    asked = client.post("/v1/chat/completions", json={
+        **body, "self_critic": {**body["self_critic"], "select": "knockout",
+                                "include_greedy": False}}).json()["self_critic"]
+    assert asked["select"] == "knockout" and asked["include_greedy"] is False

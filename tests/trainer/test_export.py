@@ -181,3 +181,18 @@ def test_a_tied_weight_gathered_once_is_tied_again(tiny_model_dir: Path, tmp_pat
     exported = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     torch.testing.assert_close(exported.lm_head.weight,
                                model.model.embed_tokens.weight.to(torch.bfloat16).float())
+
+
+def test_a_calibration_round_trips_through_an_export(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from critic_loop.selection.calibration import Calibration, read_calibration
+    from server.model_defaults import with_model_defaults
+    from server.settings import ServerSettings
+
+    calibration = Calibration("league", False, 0.5, judge="fast",
+                              figures={"accuracy": 0.4, "data": "data/tasks/train.jsonl"})
+    model, tokenizer = load(tiny_model_dir)
+    out = export_model(model, tokenizer, tmp_path / "final", metadata={
+        "judge": judge_metadata("reason"), "selection": calibration.to_dict()})
+    assert read_calibration(out) == calibration
+    served = with_model_defaults(ServerSettings(), out)
+    assert (served.select, served.judge) == ("league", "fast")
