@@ -119,7 +119,9 @@ def evaluate_policy(config: PolicyEvalConfig) -> PolicyEvalResult:
     logger.info("%d questions × %d runs = %d requests", len(questions), len(runs),
                 len(questions) * len(runs))
     with contextlib.ExitStack() as stack:
-        code = stack.enter_context(_code_scoring(config)) if has_code else None
+        code = (stack.enter_context(code_scoring(
+            config.exec_timeout_s, config.allow_unsandboxed_exec, config.exec_workers,
+            config.exec_grouping)) if has_code else None)
         if config.url:
             endpoint = config.url
             model, log = asyncio.run(_evaluate(config, config.url, questions, runs, code))
@@ -141,14 +143,15 @@ def evaluate_policy(config: PolicyEvalConfig) -> PolicyEvalResult:
 
 
 @contextlib.contextmanager
-def _code_scoring(config: PolicyEvalConfig) -> Iterator[CodeScoring]:
-    """The sandbox and grading pool for code questions, probed before any request."""
-    limits = Limits(wall_s=config.exec_timeout_s, cpu_s=max(1, math.ceil(config.exec_timeout_s)))
-    sandbox = Sandbox(limits, allow_unsandboxed=config.allow_unsandboxed_exec,
-                      max_parallel=config.exec_workers)
+def code_scoring(timeout_s: float, allow_unsandboxed: bool, workers: int,
+                 group_by_behaviour: bool) -> Iterator[CodeScoring]:
+    """The sandbox and grading pool for code questions, probed before any request (shared
+    by `eval policy` and `eval select`)."""
+    limits = Limits(wall_s=timeout_s, cpu_s=max(1, math.ceil(timeout_s)))
+    sandbox = Sandbox(limits, allow_unsandboxed=allow_unsandboxed, max_parallel=workers)
     logger.info("code answers are graded under %s", sandbox.isolation)
     with CodeGrader(sandbox) as grader:
-        yield CodeScoring(grader, group_by_behaviour=config.exec_grouping)
+        yield CodeScoring(grader, group_by_behaviour=group_by_behaviour)
 
 
 async def _evaluate(config: PolicyEvalConfig, url: str, questions: list[Question],

@@ -7,6 +7,7 @@ is the layer that writes results to stdout, everything else logs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -81,6 +82,17 @@ def add_select_parsers(sub: Any) -> None:
     _judge_flags(select)
     select.add_argument("--include-greedy", action="store_true",
                         help="pool = the greedy candidate + the first N-1 samples")
+    code = select.add_argument_group("code questions (graded by running them, sandboxed)")
+    code.add_argument("--exec-grouping", action="store_true",
+                      help="vote/confidence/hybrid group code candidates by their outputs on "
+                           "the prompt's own examples; one contradicting a stated output "
+                           "gets no vote (else each program is its own group)")
+    code.add_argument("--exec-timeout-s", type=float, default=10.0,
+                      help="wall limit of one program (CPU limit alike)")
+    code.add_argument("--exec-workers", type=int, default=2, help="programs run at once")
+    code.add_argument("--allow-unsandboxed-exec", action="store_true",
+                      help="run programs without bubblewrap/namespaces where neither works "
+                           "(unsafe: model-written code)")
     select.set_defaults(run=run_select)
 
     calibrate = sub.add_parser(
@@ -176,20 +188,18 @@ def _settings(args: argparse.Namespace, include_greedy: bool) -> Any:
 def run_select(args: argparse.Namespace) -> int:
     """Run `eval select`; print the table; 0 when some strategy was scored."""
     from evaluation.client import EndpointError
-    from evaluation.select_eval import SelectEvalConfig, evaluate_selection
+    from evaluation.policy import code_scoring
+    from evaluation.select_eval import evaluate_selection
     from evaluation.select_report import format_select_table, pool_figures
     from evaluation.selectors import parse_selectors
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        config = SelectEvalConfig(
-            candidates=args.candidates, data=args.data, output=args.output, url=args.url,
-            model=args.model, tokenizer=args.tokenizer, api_key=args.api_key,
-            selectors=parse_selectors(args.strategies),
-            settings=_settings(args, args.include_greedy), template=args.template,
-            fields=_fields(args), limit=args.limit, concurrency=args.concurrency,
-            timeout_s=args.timeout_s, progress=args.progress)
-        result = evaluate_selection(config)
+        with contextlib.ExitStack() as stack:
+            code = (stack.enter_context(code_scoring(
+                args.exec_timeout_s, args.allow_unsandboxed_exec, args.exec_workers,
+                args.exec_grouping)) if _has_code(args) else None)
+            result = evaluate_selection(_select_config(args, parse_selectors, code))
     except (ValueError, RuntimeError, OSError, EndpointError) as error:
         logger.error("%s", error)
         return 1
@@ -198,6 +208,24 @@ def run_select(args: argparse.Namespace) -> int:
     for kind, path in result.paths.items():
         logger.info("wrote %s: %s", kind, path)
     return 0 if any(r.accuracy is not None for r in result.rows) else 1
+
+
+def _has_code(args: argparse.Namespace) -> bool:
+    from evaluation.dataset import load_questions
+
+    return any(q.code is not None for q in load_questions(args.data, _fields(args), args.limit))
+
+
+def _select_config(args: argparse.Namespace, parse_selectors: Any, code: Any) -> Any:
+    from evaluation.select_eval import SelectEvalConfig
+
+    return SelectEvalConfig(
+            candidates=args.candidates, data=args.data, output=args.output, url=args.url,
+            model=args.model, tokenizer=args.tokenizer, api_key=args.api_key,
+            selectors=parse_selectors(args.strategies),
+            settings=_settings(args, args.include_greedy), template=args.template,
+            fields=_fields(args), limit=args.limit, concurrency=args.concurrency,
+            timeout_s=args.timeout_s, progress=args.progress, code=code)
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from evaluation.policy import endpoint_model
 from evaluation.select_report import StrategyRow, strategy_rows, write_select_report
 from evaluation.select_run import QuestionPicks, select_question
 from evaluation.selectors import DEFAULT_SELECTORS, Selector, SelectSettings, parse_selectors
-from evaluation.strategies import RequestSettings, Run, request_body
+from evaluation.strategies import CodeScoring, RequestSettings, Run, request_body
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,10 @@ class SelectEvalConfig:
     """Used when the endpoint does not report its context length."""
     graders: Mapping[str, CandidateGrader] = field(default_factory=dict)
     """Graders by name beside `critic_loop.answers`' text graders (e.g. 'code')."""
+    code: CodeScoring | None = None
+    """Code questions: the sandboxed grader (registered as 'code' unless `graders` has
+    one) and whether grouping strategies group candidates by behaviour on the prompt's
+    examples (`critic_loop.code.behaviour`) instead of by extracted answer."""
     progress: bool | None = None
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False)
     """Tests: a transport standing in for the endpoint."""
@@ -121,7 +125,7 @@ def _paired(questions: Sequence[Question], candidates: Mapping[str, CandidateSet
         logger.warning("%d of %d questions have no candidates and are left out (e.g. %s)",
                        len(missing), len(questions), ", ".join(missing[:3]))
     for question, found in paired:
-        grader_for(question, config.graders)
+        grader_for(question, _graders(config))
         found.pool(config.settings.n, config.settings.include_greedy)
     return paired
 
@@ -152,11 +156,19 @@ async def _run_all(engine: Engine, paired: Sequence[tuple[Question, CandidateSet
                 messages = request_body(Run("greedy"), question, request)["messages"]
                 results[index] = await select_question(
                     engine, question, messages, found, config.selectors, config.settings,
-                    config.graders)
+                    _graders(config), config.code)
                 bar.update()
 
         await asyncio.gather(*(worker() for _ in range(min(config.concurrency, len(paired)))))
     return [r for r in results if r is not None]
+
+
+def _graders(config: SelectEvalConfig) -> Mapping[str, CandidateGrader]:
+    if config.code is None or "code" in config.graders:
+        return config.graders
+    grader = config.code.grader
+    return {"code": lambda text, question: grader.grade(text, question.code).passed,
+            **config.graders}
 
 
 async def _first_model(config: SelectEvalConfig) -> str:

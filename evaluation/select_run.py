@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from critic_loop.answers import extract_answer
+from critic_loop.code.behaviour import vote_keys
 from critic_loop.engine import Completion, Engine
 from critic_loop.pairwise import PairJudge
 from critic_loop.report import TokenUsage
@@ -26,7 +27,7 @@ from evaluation.candidate_grader import CandidateGrader, grader_for
 from evaluation.candidates import CandidateSet
 from evaluation.dataset import Question
 from evaluation.selectors import Selector, SelectSettings
-from evaluation.strategies import question_seed
+from evaluation.strategies import CodeScoring, question_seed
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ class QuestionPicks:
 async def select_question(engine: Engine, question: Question, messages: Sequence[Mapping[str, Any]],
                           candidates: CandidateSet, selectors: Sequence[Selector],
                           settings: SelectSettings,
-                          graders: Mapping[str, CandidateGrader] | None = None
-                          ) -> QuestionPicks:
+                          graders: Mapping[str, CandidateGrader] | None = None,
+                          code: CodeScoring | None = None) -> QuestionPicks:
     """Build the pool, grade it, and run every strategy on it (one after another, so a
     replaying engine answers a judgment it has seen from its first run)."""
     pool_completions = candidates.pool(settings.n, settings.include_greedy)
@@ -102,7 +103,14 @@ async def select_question(engine: Engine, question: Question, messages: Sequence
     correct = tuple(graded[:len(texts)])
     greedy_correct = (None if greedy is None else correct[0] if settings.include_greedy
                       else graded[-1])
-    pool = Pool(pool_completions, tuple(candidate_signals(c.logprobs) for c in pool_completions))
+    group_by = None
+    if code is not None and code.group_by_behaviour and question.code is not None:
+        task = question.code
+        keys = vote_keys(await code.grader.run_async(
+            code.grader.behaviours, task.prompt or "", texts, task.entry_point))
+        group_by = lambda _completions: keys  # noqa: E731 - the keys are computed already
+    pool = Pool(pool_completions, tuple(candidate_signals(c.logprobs) for c in pool_completions),
+                group_by)
     answers = tuple(extract_answer(t, question.vote_format, question.answer_pattern)
                     for t in texts)
     seed = question_seed(settings.seed, question.id)
