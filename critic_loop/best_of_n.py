@@ -13,7 +13,7 @@ ones are ranked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 
 from critic_loop.adaptive import AdaptiveSample, sample_adaptively
@@ -30,9 +30,9 @@ from critic_loop.engine import (
 from critic_loop.images import images_of
 from critic_loop.pairwise import PairJudge
 from critic_loop.report import SelfCriticReport, TokenUsage
-from critic_loop.selection.base import GroupBy, Pool, Selection
+from critic_loop.selection.base import AsyncGroupBy, GroupBy, Pool, Selection
 from critic_loop.selection.knockout import knockout_selection
-from critic_loop.selection.registry import get_strategy, select
+from critic_loop.selection.registry import get_strategy, groups_answers, select
 from critic_loop.selection.signals import TOP_LOGPROBS, candidate_signals
 from critic_loop.tournament import Bracket, draw_seed
 
@@ -60,7 +60,8 @@ class BestOfNResult:
 async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Message],
                     sampling: SamplingOptions, config: SelfCriticConfig,
                     request_id: str, prompt_ids: tuple[int, ...] | None = None,
-                    *, group_by: GroupBy | None = None) -> BestOfNResult:
+                    *, group_by: GroupBy | None = None,
+                    group_async: AsyncGroupBy | None = None) -> BestOfNResult:
     """Sample `config.candidates` answers to `prompt` and rank them by `config.select`.
 
     `prompt` is the rendered chat prompt (`prompt_ids` its tokens, when the engine's
@@ -73,7 +74,9 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
     awaiting task cancels them. A strategy that reads confidence (or a trace) has the
     candidates sampled with top-k logprobs; the candidates come back with only the
     logprobs `sampling` asked for. `group_by` groups the candidates into answers for
-    the strategies that group (instead of extracting answers).
+    the strategies that group (instead of extracting answers); `group_async` does the
+    same with keys that are awaited once every candidate has finished, before the
+    selection, and only when the strategy groups (`groups_answers`).
     """
     seed = draw_seed(config.seed)
     config, notes = _schedule(config)
@@ -104,6 +107,8 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
         completions = _check_candidates(result, len(result.completions) if adaptive
                                         else config.candidates)
         signals = tuple(candidate_signals(c.logprobs) for c in completions)
+        if group_async is not None and groups_answers(config):
+            group_by = _fixed_keys(tuple(await group_async(completions)))
         selection = await select(Pool(completions, signals, group_by), judge, config)
     completions = tuple(_as_asked(c, sampling.logprobs) for c in completions)
     usage = (adaptive.usage if adaptive  # stopped candidates' tokens too
@@ -115,6 +120,11 @@ async def best_of_n(engine: Engine, prompt: str, question: str | Sequence[Messag
                  config.select, selection.winner, config.candidates,
                  len(selection.played.entrants), selection.played.judge_calls)
     return BestOfNResult(tuple(completions[i] for i in selection.ranking), report)
+
+
+def _fixed_keys(keys: tuple[Hashable, ...]) -> GroupBy:
+    """A `GroupBy` answering keys computed before the selection."""
+    return lambda _completions: keys
 
 
 def _schedule(config: SelfCriticConfig) -> tuple[SelfCriticConfig, tuple[str, ...]]:

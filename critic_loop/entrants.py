@@ -57,10 +57,21 @@ class Entrant:
     answer: str | None = None
     truncated: bool = False
     """Whether every member was cut off by the token limit."""
+    voteless: bool = False
+    """Whether its group key was None (`Draw.of_keys`): e.g. a program that contradicts an
+    output the prompt states. It stands alone, without a vote."""
+
+    @property
+    def ranks_last(self) -> bool:
+        """Whether it ranks below every entrant that is neither cut off nor voteless."""
+        return self.truncated or self.voteless
 
     def to_dict(self) -> dict[str, Any]:
-        return {"answer": self.answer, "representative": self.representative,
-                "members": list(self.members), "truncated": self.truncated}
+        out = {"answer": self.answer, "representative": self.representative,
+               "members": list(self.members), "truncated": self.truncated}
+        if self.voteless:
+            out["voteless"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -104,13 +115,15 @@ class Draw:
                 answers: Sequence[str | None] | None = None) -> Draw:
         """One slot per distinct key, in order of first appearance, under the rules of
         answer merging: how `of_answers` groups, with the grouping given (e.g. by what
-        candidate programs do on the prompt's examples). `answers` labels the entrants."""
+        candidate programs do on the prompt's examples). `answers` labels the entrants. A
+        None key puts its candidate in an entrant of its own that ranks below every keyed
+        one."""
         if len(keys) != len(completions):
             raise ValueError(f"{len(keys)} keys for {len(completions)} completions")
         answers = list(answers) if answers is not None else [None] * len(completions)
         groups: dict[Hashable, list[int]] = {}
         for i, key in enumerate(keys):
-            groups.setdefault(key, []).append(i)
+            groups.setdefault(("voteless", i) if key is None else ("key", key), []).append(i)
         entrants = []
         duplicate_of: list[int | None] = [None] * len(completions)
         for members in groups.values():
@@ -120,7 +133,8 @@ class Draw:
                 duplicate_of[m] = None if m == representative else representative
             entrants.append(Entrant(representative,
                                     (representative, *(m for m in members if m != representative)),
-                                    answers[representative], all(cut)))
+                                    answers[representative], all(cut),
+                                    keys[representative] is None))
         return cls(tuple(e.representative for e in entrants), tuple(duplicate_of),
                    tuple(entrants), merge="answer")
 
@@ -130,18 +144,24 @@ class Draw:
 
     @property
     def demoted(self) -> frozenset[int]:
-        """Representatives ranked below every complete entrant (answer merging only)."""
+        """Representatives ranked below every complete entrant with a vote (answer merging
+        only)."""
         if self.merge != "answer":
             return frozenset()
-        return frozenset(e.representative for e in self.entrants if e.truncated)
+        return frozenset(e.representative for e in self.entrants if e.ranks_last)
 
     def walkover(self, a: int, b: int) -> int | None:
         """The winner of `a` against `b` without judging: under answer merging, the complete
-        side against one the token limit cut off; None when the judge must decide."""
+        side against one the token limit cut off or one without a vote; None when the judge
+        must decide."""
         if self.merge != "answer":
             return None
-        cut_a, cut_b = self._entrant_of[a].truncated, self._entrant_of[b].truncated
+        cut_a, cut_b = self._entrant_of[a].ranks_last, self._entrant_of[b].ranks_last
         return None if cut_a == cut_b else (b if cut_a else a)
+
+    def walkover_reason(self, loser: int) -> str:
+        """Why `loser` lost its walkover: 'truncated', else 'voteless'."""
+        return "truncated" if self._entrant_of[loser].truncated else "voteless"
 
     def settle(self, result: MatchResult) -> MatchResult:
         """A judged match under this draw's rules: answer merging lets vote counts (members

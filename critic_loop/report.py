@@ -105,6 +105,10 @@ class SelfCriticReport:
     """Per candidate, its confidence signals (None without logprobs)."""
     adaptive: Any = None
     """With adaptive sampling, its `critic_loop.adaptive.AdaptiveReport`."""
+    grouping: Mapping[str, Any] | None = None
+    """How candidates were grouped into answers, when the caller says (the server's
+    `--exec-grouping`): `{"grouping": "behaviour", "behaviour": {...}}`, or `"answer"` or
+    `"text"`; merged into `to_dict`."""
 
     @property
     def judge_usage(self) -> TokenUsage:
@@ -201,6 +205,8 @@ class SelfCriticReport:
             out["images"] = self.images
         if self.adaptive is not None:
             out["adaptive"] = self.adaptive.to_dict()
+        if self.grouping is not None:
+            out.update(self.grouping)
         if self.config.return_trace:
             out["trace"] = trace_dict(self.knockout, self.candidates, self.signals)
             out["trace"]["selection"] = {"strategy": self.config.select, **self.selection}

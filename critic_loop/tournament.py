@@ -85,7 +85,8 @@ class Bracket:
 
 @dataclass(frozen=True)
 class Walkover:
-    """A pairing decided without the judge: a complete candidate against a truncated one."""
+    """A pairing decided without the judge: a complete candidate against a truncated one
+    (or one without a vote, `Entrant.voteless`)."""
 
     winner: int
     loser: int
@@ -211,7 +212,8 @@ def settle(bracket: Bracket, draw: Draw, played: Mapping[MatchKey, MatchResult]
             elif (winner := draw.walkover(a, b)) is not None:
                 holders[match.ref] = winner
                 advanced.append(winner)
-                walkovers.append(Walkover(winner, b if winner == a else a))
+                loser = b if winner == a else a
+                walkovers.append(Walkover(winner, loser, draw.walkover_reason(loser)))
             else:
                 used.add((match.ref, a, b))
                 results.append(played[(match.ref, a, b)])

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from critic_loop.answers import extract_answer, grade
-from critic_loop.code.behaviour import vote_keys
 from critic_loop.code.grader import CodeGrader
 from evaluation.client import ChatReply
 from evaluation.dataset import Question
@@ -255,9 +254,8 @@ def _code_answers(question: Question, candidates: Sequence[str], code: CodeScori
     task = question.code
     if not code.group_by_behaviour or task is None:
         return (None,) * len(candidates)
-    found = code.grader.behaviours(task.prompt, candidates, task.entry_point,
-                                   examples_text=question.question)
-    return vote_keys(found)
+    return code.grader.vote_keys(task.prompt, candidates, task.entry_point,
+                                 examples_text=question.question)
 
 
 def _graded(question: Question, texts: Sequence[str], code: CodeScoring | None

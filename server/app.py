@@ -14,12 +14,15 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from critic_loop.code.grader import CodeGrader
+from critic_loop.code.sandbox import Sandbox
 from critic_loop.engine import Engine
 from server import __version__
 from server.admission import AdmissionController
 from server.auth import APIKeyChecker
 from server.engine_stall import StallDetector
 from server.errors import install_error_handlers
+from server.exec_grouping import start_code_grader
 from server.gc_heap import freeze_startup_heap
 from server.metrics import Metrics
 from server.model_defaults import sampling_defaults, with_model_defaults
@@ -70,15 +73,20 @@ async def start_upstream_engine(settings: ServerSettings) -> Engine:
 
 
 def create_app(settings: ServerSettings, engine: Engine | None = None,
-               on_engine_death: Callable[[], None] | None = None) -> FastAPI:
+               on_engine_death: Callable[[], None] | None = None,
+               sandbox: Sandbox | None = None) -> FastAPI:
     """Build the app. `on_engine_death` is called once if the engine stops serving
-    (the CLI uses it to exit non-zero so an orchestrator restarts the process)."""
+    (the CLI uses it to exit non-zero so an orchestrator restarts the process).
+    `sandbox` replaces the one `--exec-grouping` builds from the settings."""
     metrics = Metrics.create()
     auth = APIKeyChecker.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_engine, served = engine, settings
+        grader: CodeGrader | None = None
+        if settings.exec_grouping:  # before the engine: a refusal costs no model load
+            grader = await asyncio.to_thread(start_code_grader, settings, sandbox)
         if the_engine is None and settings.upstream:
             the_engine = await start_upstream_engine(settings)
         if the_engine is None:
@@ -92,7 +100,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None,
             settings=served, engine=the_engine, metrics=metrics,
             admission=AdmissionController.from_settings(served, QueueDelayProbe()),
             auth=auth, stall=StallDetector(the_engine, served.engine_stall_s),
-            chat=ChatService(the_engine, served, metrics, defaults),
+            chat=ChatService(the_engine, served, metrics, defaults, grader),
             critique=CritiqueService(the_engine, served, metrics),
             sampling_defaults=defaults)
         app.state.selfcritic = state
@@ -108,6 +116,8 @@ def create_app(settings: ServerSettings, engine: Engine | None = None,
             watchdog.cancel()
             logger.info("Shutting the engine down")
             await the_engine.close()
+            if grader is not None:
+                await asyncio.to_thread(grader.close)
 
     # No slash redirects: a redirect would answer before the API key is looked at.
     app = FastAPI(title="selfcritic", version=__version__, lifespan=lifespan,

@@ -174,6 +174,25 @@ class ServerSettings(BaseSettings):
     judge_weight: float = Field(DEFAULT_JUDGE_WEIGHT, ge=0, le=1, description="Default say of hybrid's judge "
                                 "between the top two (its reliability, 2·p_comp − 1).")
 
+    # -- execution-based grouping of code candidates (off: it runs model-written code) ------
+    exec_grouping: bool = Field(
+        False, description="Group self-critic code candidates by what they return on the "
+                           "examples (doctests) of the question's own Python function, a "
+                           "candidate that contradicts a stated output ranking below every "
+                           "one that does not. This RUNS MODEL-WRITTEN CODE on the server, "
+                           "always sandboxed: bubblewrap (bwrap) or unshare namespaces with "
+                           "no network, an empty environment, a private temporary directory "
+                           "and CPU, memory, file and process limits. The server refuses to "
+                           "start when neither sandbox works here (a container may need "
+                           "unprivileged user namespaces or bwrap installed).")
+    exec_grouping_wall_s: float = Field(10.0, gt=0, le=120, description="--exec-grouping: "
+                                        "wall-clock limit of one candidate's run over all "
+                                        "the examples (killed beyond).")
+    exec_grouping_memory_mb: int = Field(512, ge=64, description="--exec-grouping: address "
+                                         "space one candidate's process may use, in MiB.")
+    exec_grouping_workers: int = Field(4, ge=1, le=64, description="--exec-grouping: most "
+                                       "candidate programs running at once (server-wide).")
+
     @field_validator("api_key", "cors_origins", "upstream", "forwarded_allow_ips",
                      "allowed_media_domains", mode="before")
     @classmethod

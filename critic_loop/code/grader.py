@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from critic_loop.code.behaviour import Behaviour, behaviours
+from critic_loop.code.behaviour import Behaviour, behaviours, vote_keys
 from critic_loop.code.sandbox import Sandbox
 from critic_loop.code.tests_runner import CodeTask, TestResult, grade_answer
 
@@ -46,11 +46,18 @@ class CodeGrader:
         """Blocking: grade (answer, task) pairs on the pool, results in input order."""
         return self._pool.map(lambda item: self.grade(*item), items)
 
-    def behaviours(self, prompt: str, answers: Sequence[str], entry_point: str | None,
+    def behaviours(self, prompt: str | None, answers: Sequence[str], entry_point: str | None,
                    examples_text: str | None = None) -> list[Behaviour]:
         """Blocking: `critic_loop.code.behaviour.behaviours` with this grader's sandbox."""
         return behaviours(self.sandbox, prompt, answers, entry_point,
                           examples_text=examples_text)
+
+    def vote_keys(self, prompt: str | None, answers: Sequence[str], entry_point: str | None,
+                  examples_text: str | None = None) -> tuple[str | None, ...]:
+        """Blocking: each answer's behaviour group as a vote key (`behaviour.vote_keys`:
+        None for one that contradicts more stated outputs than the best). The grouping
+        `eval policy --exec-grouping` and the server's `--exec-grouping` share."""
+        return vote_keys(self.behaviours(prompt, answers, entry_point, examples_text))
 
     async def grade_async(self, answer: str, task: CodeTask) -> TestResult:
         """Grade one answer on the pool, without blocking the event loop."""

@@ -21,7 +21,12 @@ from critic_loop.tournament import KnockoutResult, RoundRecord, preference_share
 
 GroupBy = Callable[[Sequence[Completion]], Sequence[Hashable]]
 """One key per candidate; candidates with equal keys form one answer group (e.g. programs
-that behave alike on the prompt's own examples). Replaces grouping by extracted answer."""
+that behave alike on the prompt's own examples). Replaces grouping by extracted answer. A
+None key gives its candidate no vote: it ranks below every candidate with a key (e.g. a
+program that contradicts an output the prompt states)."""
+AsyncGroupBy = Callable[[Sequence[Completion]], Awaitable[Sequence[Hashable]]]
+"""A `GroupBy` whose keys take work that must not run on the event loop (running the
+candidates' programs): `best_of_n` awaits it before the selection, which stays pure."""
 
 
 @dataclass(frozen=True)

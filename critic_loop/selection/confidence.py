@@ -14,12 +14,12 @@ from critic_loop.selection.groups import group_weights, has_confidence
 
 
 async def confidence(pool: Pool, judge: PairJudge, config: SelfCriticConfig) -> Selection:
-    """Rank answer groups by summed confidence, then votes, then index; wholly truncated
+    """Rank answer groups by summed confidence, then votes, then index; voteless and wholly truncated
     groups last. Without logprobs every weight is 0 and this is `vote`'s ranking (the
     details say `confidence_available: false`). The judge is not called."""
     draw = answer_draw(pool, config)
     order = sorted(group_weights(pool, draw), key=lambda g: (
-        g.entrant.truncated, -g.confidence, -g.votes, g.representative))
+        g.entrant.ranks_last, -g.confidence, -g.votes, g.representative))
     return ranked_selection("confidence", draw, [g.representative for g in order], details={
         "signal": "lowest_group_confidence", "confidence_available": has_confidence(pool),
         "groups": [g.to_dict() for g in order]})

@@ -6,7 +6,7 @@ The rule, for N candidates in answer groups g with v_g votes and summed confiden
 
     score_g = (v_g / N + c_g / Σ c) / 2          (c_g / Σ c := v_g / N without logprobs)
 
-Groups rank by score (then votes, confidence, index; wholly truncated groups last). Then
+Groups rank by score (then votes, confidence, index; voteless and wholly truncated groups last). Then
 the pairwise judge plays one match between the top two, A and B, and p is A's share of the
 match's weight (probabilities in fast mode, votes in reason mode; 0.5 with no valid vote).
 With w = `config.judge_weight` (the judge's reliability, 2·p_comp − 1, in [0, 1]):
@@ -40,7 +40,7 @@ async def hybrid(pool: Pool, judge: PairJudge, config: SelfCriticConfig) -> Sele
     total = math.fsum(g.confidence for g in groups)
     score = {g.representative: (g.votes / n + (g.confidence / total if total > 0
                                                else g.votes / n)) / 2 for g in groups}
-    order = sorted(groups, key=lambda g: (g.entrant.truncated, -score[g.representative],
+    order = sorted(groups, key=lambda g: (g.entrant.ranks_last, -score[g.representative],
                                           -g.votes, -g.confidence, g.representative))
     reps = [g.representative for g in order]
     details: dict[str, Any] = {"judge_weight": config.judge_weight, "groups": [

@@ -29,14 +29,15 @@ async def league(pool: Pool, judge: PairJudge, config: SelfCriticConfig) -> Sele
     for a, b in combinations(sorted(entrants), 2):
         if (winner := draw.walkover(a, b)) is not None:
             wins[winner] += 1
-            walkovers.append(Walkover(winner, b if winner == a else a))
+            loser = b if winner == a else a
+            walkovers.append(Walkover(winner, loser, draw.walkover_reason(loser)))
         else:
             pairings.append(Pairing(a, b, texts[a], texts[b], f"l-{a}-{b}"))
     matches = tuple(draw.settle(m) for m in await judge.play(pairings))
     for match in matches:
         wins[match.winner] += 1
     share = preference_shares(len(texts), matches)
-    order = sorted(entrants, key=lambda c: (entrants[c].truncated, -wins[c], -share[c],
+    order = sorted(entrants, key=lambda c: (entrants[c].ranks_last, -wins[c], -share[c],
                                             -len(entrants[c].members), c))
     games = len(entrants) - 1
     table = [{**entrants[c].to_dict(), "wins": wins[c], "games": games,

@@ -36,6 +36,13 @@ def get_strategy(name: str) -> Strategy:
         raise ValueError(f"select must be one of {allowed}, got {name!r}") from None
 
 
+def groups_answers(config: SelfCriticConfig) -> bool:
+    """Whether `config`'s strategy groups candidates into answers (and so reads a `Pool`'s
+    `group_by`): vote, confidence and hybrid always, knockout and league with merge
+    'answer'."""
+    return config.select in ("vote", "confidence", "hybrid") or config.merge == "answer"
+
+
 async def select(pool: Pool, judge: PairJudge, config: SelfCriticConfig) -> Selection:
     """Run the strategy `config.select` names over `pool`."""
     return await get_strategy(config.select).run(pool, judge, config)

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from critic_loop.best_of_n import BestOfNResult, best_of_n
+from critic_loop.code.grader import CodeGrader
+from critic_loop.code.grouping import BehaviourGrouping, function_prompt, last_user_text
+from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Engine, GenerationRequest
 from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
+from critic_loop.selection.registry import groups_answers
 from server.capacity import WorkCost
 from server.metrics import Metrics
 from server.protocol.chat import ChatCompletionRequest
@@ -28,8 +33,11 @@ class ChatService:
     """Turns `ChatCompletionRequest`s into engine work and OpenAI-shaped answers."""
 
     def __init__(self, engine: Engine, settings: ServerSettings, metrics: Metrics,
-                 defaults: GenerationDefaults = NO_DEFAULTS) -> None:
+                 defaults: GenerationDefaults = NO_DEFAULTS,
+                 grader: CodeGrader | None = None) -> None:
         self.engine = engine
+        self.grader = grader
+        """With `--exec-grouping`: runs code candidates on the question's examples."""
         self.settings = settings
         self.metrics = metrics
         self.tool_parser = (ToolParser(settings.tool_call_parser, getattr(engine, "tokenizer", None))
@@ -77,11 +85,26 @@ class ChatService:
         cache's hits among all their prompts."""
         assert chat.self_critic is not None
         engine = CachedTokenCounter(self.engine)
+        grouping = self._behaviour_grouping(chat.messages, chat.self_critic)
         result = await best_of_n(engine, chat.prompt, chat.messages, chat.sampling,
-                                 chat.self_critic, engine_id(request_id), chat.prompt_ids)
+                                 chat.self_critic, engine_id(request_id), chat.prompt_ids,
+                                 group_async=grouping)
+        if self.grader is not None:  # say how the candidates were grouped
+            result = replace(result, report=replace(
+                result.report, grouping=grouping.to_dict() if grouping else
+                {"grouping": "answer" if groups_answers(chat.self_critic) else "text"}))
         self.metrics.record_self_critic(result.report)
         return result, Usage(result.usage.prompt_tokens, result.usage.completion_tokens,
                              engine.cached_tokens)
+
+    def _behaviour_grouping(self, messages: list[dict[str, Any]], config: SelfCriticConfig
+                            ) -> BehaviourGrouping | None:
+        """With `--exec-grouping`, for a strategy that groups answers and a question whose
+        Python function shows examples: group the candidates by behaviour on them."""
+        if self.grader is None or not groups_answers(config):
+            return None
+        prompt = function_prompt(last_user_text(messages))
+        return BehaviourGrouping(self.grader, prompt) if prompt else None
 
     def _self_critic_body(self, chat: PreparedChat, request_id: str,
                           result: BestOfNResult, usage: Usage) -> dict[str, Any]:
