@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from critic_loop.answers import extract_answer
-from critic_loop.code.behaviour import vote_keys
 from critic_loop.engine import Completion, Engine
 from critic_loop.pairwise import PairJudge
 from critic_loop.report import TokenUsage
@@ -106,8 +105,8 @@ async def select_question(engine: Engine, question: Question, messages: Sequence
     group_by = None
     if code is not None and code.group_by_behaviour and question.code is not None:
         task = question.code
-        keys = vote_keys(await code.grader.run_async(
-            code.grader.behaviours, task.prompt or "", texts, task.entry_point))
+        keys = await code.grader.run_async(code.grader.vote_keys, task.prompt or "", texts,
+                                           task.entry_point)
         group_by = lambda _completions: keys  # noqa: E731 - the keys are computed already
     pool = Pool(pool_completions, tuple(candidate_signals(c.logprobs) for c in pool_completions),
                 group_by)
