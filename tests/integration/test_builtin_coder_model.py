@@ -108,8 +108,9 @@ def test_critique_right_and_wrong(coder_server) -> None:
     for judgment in body["judgments"]:
         assert sum(judgment["probabilities"]) == pytest.approx(1.0)
     assert body["usage"]["prompt_tokens"] > 0
-    # The fast judge reads verdict-token probabilities: deterministic, no sampling.
-    assert body["winner"] == 0 and body["ranking"] == [0, 1], body
+    # Which response wins is not asserted: Paris won in both runs measured, but its margin
+    # was not, and prefix-cache numerics can move a near-tie (bench/README.md measures the
+    # judge's p_comp instead).
 
 
 def test_eval_policy_once(coder_server, tmp_path: Path) -> None:
