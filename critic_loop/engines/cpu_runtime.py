@@ -5,8 +5,11 @@ on a 2-core machine one core computes. Binding every allowed core made best-of-8
 an idle 2-core machine, but over twice as slow in all (and erratic) on one shared with other
 work, where a bound OpenMP thread waits at every barrier for a core someone else holds
 (`bench/README.md`, "CPU thread binding"). So all cores compute only on a small machine
-(up to `ALL_CORES_UP_TO` cores) that is idle when the engine starts (1-minute load below
-the core count); otherwise vLLM's own reservation is kept. The core-count cut is a rule,
+(up to `ALL_CORES_UP_TO` cores) known to be idle (a `load` below the core count given by
+the caller); a server keeps vLLM's own reservation, because the load at start-up is no
+promise about the load while serving, and a binding that followed it would make even
+greedy outputs depend on it (the thread count changes the order of bf16 reductions: the
+135M model's greedy answer to the tests' question changed with it). The core-count cut is a rule,
 not a measurement: the one machine measured had 2 cores. The engine core is a spawned
 child process, so what is set here before the engine starts reaches it. The operator's
 own settings always win. tcmalloc and Intel OpenMP are not preloaded: they measured no
@@ -66,7 +69,11 @@ def choose_binding(cpus: Sequence[int], environ: Mapping[str, str],
     keep = "vLLM's automatic binding, one core per rank kept for its scheduler and frontend"
     if len(cpus) > ALL_CORES_UP_TO:
         return CpuRuntimeChoice({}, f"{len(cpus)} cores (> {ALL_CORES_UP_TO}): {keep}")
-    if load is not None and load >= len(cpus):
+    if load is None:
+        return CpuRuntimeChoice({}, f"{keep} (set {BIND_VARIABLE}=0-{len(cpus) - 1} to "
+                                    "compute on every core: faster on an idle machine, "
+                                    "erratic on a shared one; bench/README.md)")
+    if load >= len(cpus):
         return CpuRuntimeChoice({}, f"the machine is busy (load {load:.1f} on {len(cpus)} "
                                     f"cores), where bound threads wait for each other: {keep}")
     ids = cpu_list(cpus)
@@ -114,11 +121,10 @@ def configure_cpu_runtime(environ: MutableMapping[str, str] = os.environ,
                           cpus: Sequence[int] | None = None,
                           load: float | None = None) -> None:
     """Before a CPU engine starts: set its thread binding (unless the operator did), and
-    log what was chosen and why. Unset arguments are read from this machine."""
+    log what was chosen and why. Unset `cpus` are read from this machine; `load` is not
+    (None keeps vLLM's binding: outputs must not depend on the load at start-up)."""
     if cpus is None:
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if load is None:
-        load = os.getloadavg()[0]
     choice = choose_binding(cpus, environ, load)
     environ.update(choice.environ)
     logger.info("CPU engine thread binding: %s", choice.reason)

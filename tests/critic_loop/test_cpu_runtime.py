@@ -47,6 +47,12 @@ def test_the_operators_binding_wins(variable: str) -> None:
     assert environ == {variable: "1"}
 
 
+def test_an_unknown_load_keeps_vllms_binding() -> None:
+    environ: dict[str, str] = {}
+    configure_cpu_runtime(environ, cpus=[0, 1])
+    assert BIND_VARIABLE not in environ
+
+
 def test_unrelated_variables_do_not_count_as_a_binding() -> None:
     environ = {"VLLM_CPU_KVCACHE_SPACE": "4", "OMP_WAIT_POLICY": "PASSIVE"}
     configure_cpu_runtime(environ, cpus=[0, 1], load=0.0)
