@@ -8,6 +8,14 @@ import pytest
 from conftest import API_KEY, MODEL, SECOND_KEY  # type: ignore[import-not-found]
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# What the 135M test model answers is not asserted (its greedy answer moved with the
+# dependencies' versions); the 0.5B default model's right answer is asserted in
+# test_builtin_coder_model.py. Here: shapes, and parity between ways of asking.
+
+
+def greedy_text(client: openai.OpenAI, max_tokens: int = 40) -> str:
+    return client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0,
+                                          max_tokens=max_tokens).choices[0].message.content
 
 
 def test_models_lists_plain_and_self_critic(client: openai.OpenAI) -> None:
@@ -19,7 +27,7 @@ def test_capital_of_france(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(model=MODEL, messages=QUESTION,
                                                 temperature=0, max_tokens=40)
     choice = completion.choices[0]
-    assert "Paris" in choice.message.content
+    assert choice.message.content and choice.message.content == greedy_text(client)
     assert choice.finish_reason in ("stop", "length")
     assert completion.usage.prompt_tokens > 10
     assert 0 < completion.usage.completion_tokens <= 40
@@ -30,7 +38,7 @@ def test_streaming_deltas_then_done(server, client: openai.OpenAI) -> None:
         model=MODEL, messages=QUESTION, temperature=0, max_tokens=40, stream=True,
         stream_options={"include_usage": True}))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert "Paris" in text
+    assert text == greedy_text(client)  # the stream carries the same greedy answer
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 3
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     # The raw stream ends with [DONE].
@@ -60,9 +68,14 @@ def test_seed_reproducible(client: openai.OpenAI) -> None:
 
 
 def test_stop_sequence(client: openai.OpenAI) -> None:
+    full = greedy_text(client)
+    words = full.split()
+    assert len(words) > 2, full
+    stop = words[2]  # a word the greedy answer reaches, so the stop must cut it there
     completion = client.chat.completions.create(model=MODEL, messages=QUESTION,
-                                                temperature=0, max_tokens=40, stop=["Paris"])
-    assert "Paris" not in completion.choices[0].message.content
+                                                temperature=0, max_tokens=40, stop=[stop])
+    content = completion.choices[0].message.content
+    assert stop not in content and full.startswith(content)
     assert completion.choices[0].finish_reason == "stop"
 
 
