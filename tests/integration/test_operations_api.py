@@ -32,7 +32,9 @@ def _wait_idle(server, timeout_s: float = 30) -> float:
 def test_metrics_beside_vllm_and_counting(server) -> None:
     before = httpx.get(server.url + "/metrics").text
     response = httpx.post(server.url + "/v1/chat/completions", headers=AUTH, timeout=300, json={
-        "model": MODEL, "messages": QUESTION, "max_tokens": 8,
+        "model": MODEL, "messages": QUESTION, "max_tokens": 8, "temperature": 1.0, "seed": 1,
+        # temperature 1: at the model's own 0.2 the two candidates may be one text, and a
+        # merged pair needs no judge
         "self_critic": {"candidates": 2, "judge": "fast"}})
     assert response.status_code == 200
     after = httpx.get(server.url + "/metrics").text
