@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from critic_loop.builtin_models import TEST_MODEL
+from critic_loop.code.sandbox import Limits, Sandbox, SandboxUnavailable
 from evaluation.local_server import bound_url, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,3 +78,15 @@ def launch_server(tmp_path_factory: pytest.TempPathFactory
     yield launch
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    """A probed code sandbox (bwrap or namespaces) for tests that run programs; skips
+    where none works."""
+    box = Sandbox(Limits(wall_s=10.0))
+    try:
+        box.isolation  # noqa: B018 (probes)
+    except SandboxUnavailable:
+        pytest.skip("no sandbox works on this machine")
+    return box

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from critic_loop.code.sandbox import Limits, Sandbox, SandboxUnavailable
+from critic_loop.code.sandbox import Sandbox
 from critic_loop.engine import GenerationRequest
 from critic_loop.engines.scripted import ScriptedEngine
 from evaluation.code_tasks import code_question_text, humaneval_rows
@@ -22,16 +22,6 @@ WRONG = "```python\ndef add(x: int, y: int):\n    return x * y + 1\n```"
 RIGHT = "```python\ndef add(x: int, y: int):\n    return y + x\n```"
 CANDIDATES = [WRONG, RIGHT, WRONG, WRONG]
 """The majority text group contradicts the examples; one candidate passes them."""
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Sandbox:
-    box = Sandbox(Limits(wall_s=10.0))
-    try:
-        box.isolation  # noqa: B018 (probes)
-    except SandboxUnavailable:
-        pytest.skip("no sandbox works on this machine")
-    return box
 
 
 @pytest.fixture(scope="module")
