@@ -18,19 +18,22 @@ from critic_loop.code.grader import CodeGrader
 from critic_loop.code.sandbox import Sandbox
 from critic_loop.engine import Engine
 from server import __version__
-from server.admission import AdmissionController
-from server.auth import APIKeyChecker
-from server.engine_stall import StallDetector
-from server.errors import install_error_handlers
+from server.chat import api_router as chat
+from server.chat.serving import ChatService
+from server.completions import api_router as completions
+from server.critique import api_router as critique
+from server.critique.serving import CritiqueService
+from server.edge.auth import APIKeyChecker
+from server.edge.errors import install_error_handlers
+from server.edge.middleware import RequestContextMiddleware
 from server.exec_grouping import start_code_grader
 from server.gc_heap import freeze_startup_heap
-from server.metrics import Metrics
+from server.load.admission import AdmissionController
+from server.load.engine_stall import StallDetector
+from server.load.metrics import Metrics
+from server.load.queue_probe import QueueDelayProbe
+from server.meta import api_router as meta
 from server.model_defaults import sampling_defaults, with_model_defaults
-from server.queue_probe import QueueDelayProbe
-from server.request_context import RequestContextMiddleware
-from server.routes import chat, completions, critique, meta
-from server.serving.chat import ChatService
-from server.serving.critique import CritiqueService
 from server.settings import ServerSettings
 from server.state import AppState
 
@@ -59,7 +62,7 @@ async def start_upstream_engine(settings: ServerSettings) -> Engine:
     """An engine over the `--upstream` servers; no model runs in this process. All calls
     of one HTTP request go to one upstream (keyed by the request id)."""
     from critic_loop.engines.upstream import UpstreamConfig, UpstreamEngine
-    from server.request_context import request_id_var
+    from server.edge.middleware import request_id_var
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every upstream call
     if settings.vllm_args:

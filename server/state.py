@@ -10,14 +10,14 @@ from fastapi import Depends, Request
 
 from critic_loop.engine import Engine
 from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
-from server.admission import AdmissionController
-from server.auth import APIKeyChecker
-from server.capacity import WorkCost
-from server.engine_stall import StallDetector
-from server.errors import APIError
-from server.metrics import Metrics
-from server.serving.chat import ChatService
-from server.serving.critique import CritiqueService
+from server.chat.serving import ChatService
+from server.critique.serving import CritiqueService
+from server.edge.auth import APIKeyChecker
+from server.edge.errors import APIError
+from server.load.admission import AdmissionController
+from server.load.capacity import WorkCost
+from server.load.engine_stall import StallDetector
+from server.load.metrics import Metrics
 from server.settings import ServerSettings
 
 T = TypeVar("T")

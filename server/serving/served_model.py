@@ -3,7 +3,7 @@ self-critic (`SELF_CRITIC_SUFFIX`); any other name is a 404 naming those served.
 
 from __future__ import annotations
 
-from server.errors import APIError
+from server.edge.errors import APIError
 
 SELF_CRITIC_SUFFIX = ":self-critic"
 

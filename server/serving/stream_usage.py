@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from critic_loop.engine import StreamDelta
-from server.protocol.chat_response import Usage
+from server.chat.response import Usage
 
 
 class StreamUsage:

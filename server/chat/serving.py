@@ -1,5 +1,5 @@
 """Chat completions: plain sampling, or best-of-N with the self-critic knockout, answered
-whole or streamed. Requests arrive validated (`server/serving/chat_prepare.py`)."""
+whole or streamed. Requests arrive validated (`server/chat/prepare.py`)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Engine, GenerationRequest
 from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
 from critic_loop.selection.registry import groups_answers
-from server.capacity import WorkCost
-from server.metrics import Metrics
-from server.protocol.chat import ChatCompletionRequest
-from server.protocol.chat_response import DONE, Usage, chat_completion, chunk, delta_choice
-from server.protocol.gateway_chunks import keepalive_choice, summary_choice
-from server.serving.chat_prepare import ChatPreparer, PreparedChat
+from server.chat.gateway_chunks import keepalive_choice, summary_choice
+from server.chat.prepare import ChatPreparer, PreparedChat
+from server.chat.protocol import ChatCompletionRequest
+from server.chat.response import DONE, Usage, chat_completion, chunk, delta_choice
+from server.chat.tools import ToolParser, as_chunks, forced_calls, with_tool_calls
+from server.load.capacity import WorkCost
+from server.load.metrics import Metrics
 from server.serving.ids import created_now, engine_id
 from server.serving.prefix_cache import CachedTokenCounter
 from server.serving.stream_usage import StreamUsage
-from server.serving.tools import ToolParser, as_chunks, forced_calls, with_tool_calls
 from server.settings import ServerSettings
 
 

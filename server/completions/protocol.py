@@ -13,9 +13,9 @@ from pydantic import Field, field_validator, model_validator
 
 from critic_loop.engine import Completion, SamplingOptions, TokenLogprob
 from critic_loop.generation_defaults import GenerationDefaults
+from server.chat.protocol import ChatCompletionRequest, StreamOptions
+from server.chat.response import Usage, finish_reason
 from server.protocol.advisory import AdvisoryFields
-from server.protocol.chat import ChatCompletionRequest, StreamOptions
-from server.protocol.chat_response import Usage, finish_reason
 from server.protocol.fields import Seed, StopText, Text
 from server.protocol.sampling_fields import SamplingFields
 from server.protocol.structured import StructuredOutputFields

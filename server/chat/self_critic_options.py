@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from critic_loop.config import SelfCriticConfig
-from server.admission import check_comparisons
-from server.errors import bad_request
-from server.protocol.chat import ChatCompletionRequest, SelfCriticOptions
+from server.chat.protocol import ChatCompletionRequest, SelfCriticOptions
+from server.edge.errors import bad_request
+from server.load.admission import check_comparisons
 from server.settings import ServerSettings
 
 

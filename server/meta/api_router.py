@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from server import __version__
-from server.errors import APIError
+from server.edge.errors import APIError
 from server.serving.served_model import served_names
 from server.state import Authorized, OpsAuthorized, State
 

@@ -3,7 +3,7 @@
 `MediaPolicy.check` runs while a request is validated and looks only at the URLs (how
 many, the scheme, the host against the allow-list, a data: URL's size): nothing is
 fetched. `MediaPolicy.load` runs after it: data: URLs are decoded, http(s) URLs fetched
-(`server.media_fetch`), and every image is decoded in a worker thread, so the event loop
+(`server.media.fetch`), and every image is decoded in a worker thread, so the event loop
 never blocks. Every failure is a 400 whose `param` names the part, e.g.
 `messages[0].content[1]`.
 """
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from server.errors import APIError, bad_request
-from server.media_fetch import HostAllowList, MediaError, fetch_image_bytes
-from server.protocol.chat import ChatMessage, ImagePart, TextPart
+from server.chat.protocol import ChatMessage, ImagePart, TextPart
+from server.edge.errors import APIError, bad_request
+from server.media.fetch import HostAllowList, MediaError, fetch_image_bytes
 from server.settings import ServerSettings
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF")

@@ -1,5 +1,5 @@
 """Admission control: charge each request for all its work, and refuse at once (429 with
-`Retry-After`) what the engine cannot finish before the deadline (see server/capacity.py).
+`Retry-After`) what the engine cannot finish before the deadline (see server/load/capacity.py).
 
 A plain request costs `n` sequences of `max_tokens`; a self-critic request its candidates,
 the largest batch of judgments in flight at once, and every judgment's prompt and budget; a
@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.judge_prompt import JudgeMode
-from server.capacity import Capacity, Decision, WorkCost, work_tokens
-from server.errors import APIError, bad_request
+from server.edge.errors import APIError, bad_request
+from server.load.capacity import Capacity, Decision, WorkCost, work_tokens
 from server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)

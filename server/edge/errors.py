@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from critic_loop.context_length import CODE as CONTEXT_LENGTH_CODE
 from critic_loop.context_length import context_length_message
 from critic_loop.engine import EngineError, InvalidRequestError, PromptTooLongError
-from server.validation_errors import client_problems
+from server.edge.validation_errors import client_problems
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def error_response(error: APIError) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that map exceptions to OpenAI-shaped responses. Exceptions
     none of these handle are answered by `RequestContextMiddleware` (a 500 with the id)."""
-    from server.cancellation import ClientDisconnected  # it imports this module
+    from server.load.cancellation import ClientDisconnected  # it imports this module
 
     async def _known(request: Request, exc: Exception) -> JSONResponse:
         return error_response(api_error_for(exc, request.state.request_id))

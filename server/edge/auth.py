@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 
 from starlette.requests import Request
 
-from server.errors import APIError
-from server.keys import configured_keys
+from server.edge.errors import APIError
+from server.edge.keys import configured_keys
 from server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)

@@ -14,12 +14,8 @@ from typing import Any
 
 from critic_loop.engine import Engine, GenerationRequest, SamplingOptions, StreamDelta
 from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
-from server.admission import chat_cost
-from server.capacity import WorkCost
-from server.errors import bad_request
-from server.metrics import Metrics
-from server.protocol.chat_response import DONE, Usage
-from server.protocol.completions import (
+from server.chat.response import DONE, Usage
+from server.completions.protocol import (
     CompletionRequest,
     choices_of,
     completion_choice,
@@ -27,6 +23,10 @@ from server.protocol.completions import (
     event,
     text_completion,
 )
+from server.edge.errors import bad_request
+from server.load.admission import chat_cost
+from server.load.capacity import WorkCost
+from server.load.metrics import Metrics
 from server.serving.ids import created_now, engine_id
 from server.serving.sampling_check import checked_sampling
 from server.serving.served_model import model_not_found, served_names

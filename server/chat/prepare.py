@@ -18,16 +18,16 @@ from critic_loop.images import with_images
 from critic_loop.judge_budget import JOIN_SLACK, judge_budget
 from critic_loop.judge_prompt import JudgeMode
 from critic_loop.prompts import render_prompt
-from server.admission import chat_cost
-from server.capacity import WorkCost
-from server.errors import bad_request, context_length_error
-from server.media import ImageRef, MediaPolicy, chat_image_refs, placeholder_messages
-from server.protocol.chat import ChatCompletionRequest
+from server.chat.protocol import ChatCompletionRequest
+from server.chat.self_critic_options import self_critic_config
+from server.chat.tools import ToolParser
+from server.edge.errors import bad_request, context_length_error
+from server.load.admission import chat_cost
+from server.load.capacity import WorkCost
+from server.media.images import ImageRef, MediaPolicy, chat_image_refs, placeholder_messages
 from server.serving.sampling_check import checked_sampling
-from server.serving.self_critic_options import self_critic_config
 from server.serving.served_model import asks_self_critic
 from server.serving.token_room import room_after_prompt
-from server.serving.tools import ToolParser
 from server.settings import ServerSettings
 
 

@@ -1,6 +1,6 @@
 """What the engine can take on: measured throughput, the backlog ahead, and a concurrency
 limit that backs off on queueing delay. Pure arithmetic over an injected clock, so admission
-(server/admission.py) is unit-testable without an engine or real time.
+(server/load/admission.py) is unit-testable without an engine or real time.
 
 The model: a request's cost is its peak sequences and its work in tokens (completion budgets
 plus discounted prompt tokens). The engine drains admitted work at a rate measured from

@@ -1,7 +1,7 @@
 """Tool calls in answers, in OpenAI's `message.tool_calls` shape.
 
 A named or "required" `tool_choice` constrained the answer to JSON (see
-`server.protocol.tools`), which is read here. With "auto", the answer is free text and
+`server.chat.tool_fields`), which is read here. With "auto", the answer is free text and
 vLLM's tool parser for the model (`--tool-call-parser`, e.g. `hermes`) finds the calls,
 as vLLM's own server does. Streaming requests with tools are answered whole and then sent
 as chunks: the calls are only known once the answer is.
@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.protocol.chat import ChatCompletionRequest
-from server.protocol.chat_response import DONE, chunk
-from server.protocol.tools import NamedToolChoice
+from server.chat.protocol import ChatCompletionRequest
+from server.chat.response import DONE, chunk
+from server.chat.tool_fields import NamedToolChoice
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import CLIENT_CLOSED, APIError, BodyTooLargeError, api_error_for, error_body
-from server.metrics import Metrics
+from server.edge.errors import CLIENT_CLOSED, APIError, BodyTooLargeError, api_error_for, error_body
+from server.load.metrics import Metrics
 
 if TYPE_CHECKING:
-    from server.auth import APIKeyChecker
+    from server.edge.auth import APIKeyChecker
 
 logger = logging.getLogger(__name__)
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")

@@ -53,7 +53,7 @@ class Metrics:
     rounds: Counter
     tokens: Counter
     admission: dict[str, Gauge]
-    """Admission's estimates by attribute of `server.capacity.Capacity`; see `bind_admission`."""
+    """Admission's estimates by attribute of `server.load.capacity.Capacity`; see `bind_admission`."""
 
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> Metrics:

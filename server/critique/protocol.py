@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from server.chat.protocol import ChatMessage
 from server.protocol.base import RequestModel
-from server.protocol.chat import ChatMessage
 from server.protocol.fields import Seed, Text
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from server.cancellation import run_cancellable
-from server.protocol.completions import CompletionRequest
-from server.routes.sse import event_stream
-from server.serving.completions import CompletionService
+from server.completions.protocol import CompletionRequest
+from server.completions.serving import CompletionService
+from server.edge.sse import event_stream
+from server.load.cancellation import run_cancellable
 from server.state import Authorized, State
 
 router = APIRouter()

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from server.cancellation import run_cancellable
-from server.protocol.critique import CritiqueRequest
+from server.critique.protocol import CritiqueRequest
+from server.load.cancellation import run_cancellable
 from server.state import Authorized, State
 
 router = APIRouter()

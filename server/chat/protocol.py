@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from critic_loop.config import SELECTS
 from critic_loop.engine import SamplingOptions, StructuredOutput
 from critic_loop.generation_defaults import GenerationDefaults
+from server.chat.tool_fields import ToolFields
 from server.protocol.advisory import AdvisoryFields
 from server.protocol.base import OpenAIObject
 from server.protocol.fields import Seed, StopText, Text
 from server.protocol.sampling_fields import SamplingFields
 from server.protocol.structured import StructuredOutputFields
-from server.protocol.tools import ToolFields
 
 
 class TextPart(OpenAIObject):

@@ -16,12 +16,12 @@ from critic_loop.images import with_images
 from critic_loop.judge_budget import JOIN_SLACK, judge_budget
 from critic_loop.judge_prompt import JudgeMode, question_text
 from critic_loop.prompts import count_text_tokens
-from server.admission import check_comparisons, critique_cost
-from server.capacity import WorkCost
-from server.errors import APIError, bad_request, context_length_error
-from server.media import ImageRef, MediaPolicy, chat_image_refs, placeholder_messages
-from server.metrics import Metrics
-from server.protocol.critique import CritiqueRequest
+from server.critique.protocol import CritiqueRequest
+from server.edge.errors import APIError, bad_request, context_length_error
+from server.load.admission import check_comparisons, critique_cost
+from server.load.capacity import WorkCost
+from server.load.metrics import Metrics
+from server.media.images import ImageRef, MediaPolicy, chat_image_refs, placeholder_messages
 from server.serving.served_model import asks_self_critic
 from server.settings import ServerSettings
 

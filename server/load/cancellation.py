@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from server.errors import APIError
+from server.edge.errors import APIError
 
 T = TypeVar("T")
 

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi.responses import StreamingResponse
 
-from server.cancellation import deadline_error
-from server.errors import APIError, api_error_for, error_body
-from server.protocol.chat_response import DONE
-from server.request_context import request_id_var
+from server.chat.response import DONE
+from server.edge.errors import APIError, api_error_for, error_body
+from server.edge.middleware import request_id_var
+from server.load.cancellation import deadline_error
 
 
 def event_stream(lines: AsyncIterator[str], release: Callable[[], None],

@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from server.cancellation import run_cancellable
-from server.protocol.chat import ChatCompletionRequest
-from server.routes.sse import event_stream
+from server.chat.protocol import ChatCompletionRequest
+from server.edge.sse import event_stream
+from server.load.cancellation import run_cancellable
 from server.state import Authorized, State
 
 router = APIRouter()
