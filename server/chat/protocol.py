@@ -3,70 +3,21 @@ conversion to engine parameters."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from critic_loop.config import SELECTS
 from critic_loop.engine import SamplingOptions, StructuredOutput
 from critic_loop.generation_defaults import GenerationDefaults
 from server.chat.tool_fields import ToolFields
-from server.protocol.advisory import AdvisoryFields
-from server.protocol.base import OpenAIObject
-from server.protocol.fields import Seed, StopText, Text
-from server.protocol.sampling_fields import SamplingFields
-from server.protocol.structured import StructuredOutputFields
+from server.protocol.base import RequestModel
+from server.protocol.generation import GenerationFields
+from server.protocol.messages import ChatMessage
 
 
-class TextPart(OpenAIObject):
-    type: Literal["text"]
-    text: Text
-
-
-class ImageURL(OpenAIObject):
-    url: str
-    detail: str | None = None
-
-
-class ImagePart(OpenAIObject):
-    type: Literal["image_url"]
-    image_url: ImageURL
-
-
-ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
-
-
-class ChatMessage(OpenAIObject):
-    model_config = ConfigDict(extra="allow")  # a tool conversation's fields, for its template
-
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: Text | list[ContentPart] | None = None
-    name: str | None = None
-
-    def has_images(self) -> bool:
-        return isinstance(self.content, list) and any(isinstance(p, ImagePart) for p in self.content)
-
-    def as_text_dict(self) -> dict[str, Any]:
-        """The message for a text-only chat template: parts joined, developer → system."""
-        content = self.content
-        if isinstance(content, list):
-            content = "\n".join(p.text for p in content if isinstance(p, TextPart))
-        role = "system" if self.role == "developer" else self.role
-        message = {"role": role, "content": content or ""}
-        for key in ("tool_calls", "tool_call_id"):  # a tool conversation, for its template
-            if (value := (self.model_extra or {}).get(key)) is not None:
-                message[key] = value
-        return message
-
-
-class StreamOptions(OpenAIObject):
-    include_usage: bool = False
-
-
-class SelfCriticOptions(BaseModel):
+class SelfCriticOptions(RequestModel):
     """Per-request self-critic settings; unset fields take the server's defaults."""
-
-    model_config = ConfigDict(extra="forbid")
 
     candidates: int | None = Field(None, ge=1, description="How many candidates to sample (N).")
     judge: Literal["reason", "fast"] | None = None
@@ -104,22 +55,13 @@ class SelfCriticOptions(BaseModel):
                                                     "wave added only while unsettled; 0: all.")
 
 
-class ChatCompletionRequest(SamplingFields, StructuredOutputFields, ToolFields,
-                            AdvisoryFields):
+class ChatCompletionRequest(GenerationFields, ToolFields):
     """`POST /v1/chat/completions`. A field this server does not implement is a 400 that
     names it; OpenAI's advisory fields (`user`, `metadata`, ...) are accepted and ignored."""
 
-    model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    n: int = Field(1, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    seed: Seed | None = None
-    stop: StopText | list[StopText] | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     self_critic: bool | SelfCriticOptions | None = None
@@ -128,8 +70,6 @@ class ChatCompletionRequest(SamplingFields, StructuredOutputFields, ToolFields,
     def _check(self) -> ChatCompletionRequest:
         if self.top_logprobs is not None and not self.logprobs:
             raise ValueError("top_logprobs requires logprobs: true")
-        if isinstance(self.stop, list) and len(self.stop) > 4:
-            raise ValueError("stop takes at most 4 sequences")
         self.constraint()
         return self
 
@@ -142,11 +82,6 @@ class ChatCompletionRequest(SamplingFields, StructuredOutputFields, ToolFields,
             raise ValueError("Use either a structured output or a named/required "
                              "tool_choice, not both.")
         return forced or structured
-
-    def stop_sequences(self) -> tuple[str, ...]:
-        if self.stop is None:
-            return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(s for s in self.stop if s)
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -161,6 +96,3 @@ class ChatCompletionRequest(SamplingFields, StructuredOutputFields, ToolFields,
             structured=self.constraint(),
             **self.sampling_extras(defaults),
         )
-
-    def include_usage(self) -> bool:
-        return bool(self.stream_options and self.stream_options.include_usage)

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from critic_loop.engine import Completion, TokenLogprob
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int | None = None
-    """Prompt tokens the prefix cache served (`prompt_tokens_details.cached_tokens`)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        usage: dict[str, Any] = {"prompt_tokens": self.prompt_tokens,
-                                 "completion_tokens": self.completion_tokens,
-                                 "total_tokens": self.prompt_tokens + self.completion_tokens}
-        if self.cached_tokens is not None:
-            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
-        return usage
+from server.edge.sse import sse_event
+from server.protocol.finish_reason import finish_reason
+from server.protocol.usage import Usage
 
 
 def logprobs_content(logprobs: Sequence[TokenLogprob] | None) -> dict[str, Any] | None:
@@ -72,7 +57,7 @@ def chunk(completion_id: str, model: str, created: int, choices: list[dict[str, 
         body["usage"] = usage.as_dict()
     if extra:
         body.update(extra)
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+    return sse_event(body)
 
 
 def delta_choice(index: int, text: str | None = None, role: str | None = None,
@@ -85,11 +70,3 @@ def delta_choice(index: int, text: str | None = None, role: str | None = None,
         delta["content"] = text
     return {"index": index, "delta": delta, "logprobs": logprobs_content(logprobs),
             "finish_reason": finish_reason(finish) if finish else None}
-
-
-def finish_reason(reason: str | None) -> str:
-    """vLLM says "abort" for a cancelled sample; OpenAI clients only know stop/length."""
-    return "length" if reason == "length" else "stop"
-
-
-DONE = "data: [DONE]\n\n"

@@ -7,6 +7,7 @@ from critic_loop.config import SelfCriticConfig
 from server.chat.protocol import ChatCompletionRequest, SelfCriticOptions
 from server.edge.errors import bad_request
 from server.load.admission import check_comparisons
+from server.serving.self_critic_config import BRACKET_FIELDS, JUDGE_FIELDS, server_config
 from server.settings import ServerSettings
 
 
@@ -32,27 +33,9 @@ def self_critic_config(request: ChatCompletionRequest, alias: bool,
     if options.adaptive != "off" and request.n > 1:
         raise bad_request("self_critic.adaptive ranks only the candidates it finished, so n "
                           f"must be 1, got {request.n}.", param="n")
-    try:
-        return SelfCriticConfig(
-            candidates=candidates,
-            judge=options.judge or s.judge,
-            comparisons=options.comparisons or s.comparisons,
-            judge_max_tokens=options.judge_max_tokens or s.judge_max_tokens,
-            judge_temperature=(s.judge_temperature if options.judge_temperature is None
-                               else options.judge_temperature),
-            return_trace=options.return_trace,
-            seed=request.seed,
-            schedule=options.schedule or s.schedule,
-            merge=options.merge or s.merge,
-            answer_format=options.answer_format,
-            answer_pattern=options.answer_pattern,
-            select=options.select or s.select,
-            include_greedy=(s.include_greedy if options.include_greedy is None
-                            else options.include_greedy),
-            judge_weight=(s.judge_weight if options.judge_weight is None
-                          else options.judge_weight),
-            adaptive=options.adaptive,
-            adaptive_wave=options.adaptive_wave,
-        )
-    except ValueError as exc:
-        raise bad_request(str(exc), param="self_critic") from exc
+    return server_config(
+        settings, options.model_dump(include={*JUDGE_FIELDS, *BRACKET_FIELDS}),
+        JUDGE_FIELDS + BRACKET_FIELDS, "self_critic",
+        candidates=candidates, return_trace=options.return_trace, seed=request.seed,
+        answer_format=options.answer_format, answer_pattern=options.answer_pattern,
+        adaptive=options.adaptive, adaptive_wave=options.adaptive_wave)

@@ -1,131 +1,177 @@
-"""Chat completions: plain sampling, or best-of-N with the self-critic knockout, answered
-whole or streamed. Requests arrive validated (`server/chat/prepare.py`)."""
+"""Chat completions: plain sampling, or best-of-N with the self-critic knockout
+(`server.chat.self_critic_run`), answered whole or streamed, through the lifecycle of
+`server.serving.base`.
+
+Everything that needs the engine (model name, images, context length, sampling values)
+is checked before any engine work, so bad input is a 400 and never reaches vLLM.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from critic_loop.best_of_n import BestOfNResult, best_of_n
 from critic_loop.code.grader import CodeGrader
-from critic_loop.code.grouping import BehaviourGrouping, function_prompt, last_user_text
-from critic_loop.config import SelfCriticConfig
-from critic_loop.engine import Engine, GenerationRequest
-from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
-from critic_loop.selection.registry import groups_answers
-from server.chat.gateway_chunks import keepalive_choice, summary_choice
-from server.chat.prepare import ChatPreparer, PreparedChat
+from critic_loop.engine import GenerationRequest, PromptTooLongError, SamplingOptions
+from critic_loop.images import prompt_tokens as tokens_with_images
+from critic_loop.images import with_images
+from critic_loop.prompts import render_prompt
+from server.chat.prepared import ChatPlan, PreparedChat
 from server.chat.protocol import ChatCompletionRequest
-from server.chat.response import DONE, Usage, chat_completion, chunk, delta_choice
-from server.chat.tools import ToolParser, as_chunks, forced_calls, with_tool_calls
+from server.chat.response import chat_completion, chunk, delta_choice
+from server.chat.self_critic_options import self_critic_config
+from server.chat.self_critic_run import SelfCriticRunner
+from server.chat.tools import ToolParser, answer_tool_calls, as_chunks
+from server.edge.errors import bad_request
+from server.edge.sse import DONE
+from server.load.admission import chat_cost
 from server.load.capacity import WorkCost
-from server.load.metrics import Metrics
+from server.media.images import ImageRef, chat_image_refs, placeholder_messages
+from server.protocol.usage import StreamUsage, Usage
+from server.serving.base import EndpointServing, ServingContext
 from server.serving.ids import created_now, engine_id
-from server.serving.prefix_cache import CachedTokenCounter
-from server.serving.stream_usage import StreamUsage
-from server.settings import ServerSettings
+from server.serving.judge_fit import fit_candidates
+from server.serving.sampling_check import checked_sampling
+from server.serving.token_room import room_after_prompt
 
 
-class ChatService:
-    """Turns `ChatCompletionRequest`s into engine work and OpenAI-shaped answers."""
+class ChatServing(EndpointServing[ChatCompletionRequest, ChatPlan, PreparedChat]):
+    id_prefix = "chatcmpl"
 
-    def __init__(self, engine: Engine, settings: ServerSettings, metrics: Metrics,
-                 defaults: GenerationDefaults = NO_DEFAULTS,
-                 grader: CodeGrader | None = None) -> None:
-        self.engine = engine
-        self.grader = grader
-        """With `--exec-grouping`: runs code candidates on the question's examples."""
-        self.settings = settings
-        self.metrics = metrics
-        self.tool_parser = (ToolParser(settings.tool_call_parser, getattr(engine, "tokenizer", None))
+    def __init__(self, context: ServingContext, grader: CodeGrader | None = None) -> None:
+        super().__init__(context)
+        settings = self.settings
+        self.tool_parser = (ToolParser(settings.tool_call_parser,
+                                       getattr(self.engine, "tokenizer", None))
                             if settings.tool_call_parser else None)
-        self.preparer = ChatPreparer(engine, settings, self.tool_parser, defaults)
+        self.self_critic = SelfCriticRunner(self.engine, self.metrics, grader,
+                                            settings.keepalive_interval_s)
+        self.default_max_tokens = context.defaults.max_tokens or settings.default_max_tokens
+        """The candidates' budget when a request sets none: the model's max_new_tokens
+        (as vLLM), else --default-max-tokens; capped by what the context leaves."""
 
-    # -- validation: see ChatPreparer ------------------------------------------------------
-    def estimated_cost(self, request: ChatCompletionRequest) -> WorkCost:
-        return self.preparer.estimated_cost(request)
+    # -- validate, admit -------------------------------------------------------------------
+    def validate(self, request: ChatCompletionRequest) -> ChatPlan:
+        critic = self_critic_config(request, self.asks_self_critic(request.model),
+                                    self.settings)
+        if any(m.has_images() for m in request.messages) and not self.engine.supports_images:
+            raise bad_request(f"The model {self.engine.model_name!r} reads text only; remove "
+                              "the image_url content parts.", param="messages",
+                              code="images_not_supported")
+        if request.n > self.settings.max_n:
+            raise bad_request(f"n must be between 1 and {self.settings.max_n}, got {request.n}.",
+                              param="n")
+        image_refs = chat_image_refs(request.messages)
+        self.context.media.check(image_refs, "messages")
+        self._check_tools(request)
+        return ChatPlan(request, critic, tuple(image_refs))
 
-    def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
-        return self.preparer.prepare(request)
+    def estimated_cost(self, plan: ChatPlan) -> WorkCost:
+        """Message characters for the prompt, and the asked (or default) max_tokens, which
+        templating can only lower."""
+        request = plan.request
+        chars = sum(len(str(m.as_text_dict()["content"])) for m in request.messages)
+        max_tokens = request.requested_max_tokens() or self.default_max_tokens
+        return chat_cost(chars, request.n, max_tokens, plan.self_critic,
+                         self.engine.max_model_len)
 
-    async def load_images(self, chat: PreparedChat) -> PreparedChat:
-        return await self.preparer.load_images(chat)
+    def _check_tools(self, request: ChatCompletionRequest) -> None:
+        """Tool choice "auto" needs a tool parser; named and "required" do not (their
+        answers are constrained to JSON), and "none" asks for text."""
+        if request.effective_tool_choice != "auto":
+            return
+        if self.tool_parser is None or not self.settings.enable_auto_tool_choice:
+            raise bad_request(
+                'tool_choice "auto" (the default when tools are given) needs a tool parser, '
+                "and this server was started without one: start it with "
+                "--enable-auto-tool-choice --tool-call-parser NAME (e.g. hermes, for a "
+                "model whose chat template supports tools). Without a parser, name the "
+                'function in tool_choice, send "required", or send "none".',
+                param="tool_choice", code="tool_parser_required")
 
-    # -- non-streaming ---------------------------------------------------------------------
-    async def complete(self, chat: PreparedChat, request_id: str) -> dict[str, Any]:
+    # -- prepare, images -------------------------------------------------------------------
+    def prepare(self, plan: ChatPlan) -> PreparedChat:
+        request = plan.request
+        messages = placeholder_messages(request.messages)
+        try:
+            prompt = render_prompt(self.engine, messages,
+                                   request.tool_dicts() if request.tools else None)
+        except PromptTooLongError:  # by size alone, before tokenising: a 400 of its own
+            raise
+        except Exception as exc:  # a chat template rejecting the conversation is bad input
+            raise bad_request(f"The model's chat template rejected these messages: {exc}",
+                              param="messages") from exc
+        max_tokens = self._budget(plan, messages, prompt.tokens)
+        return PreparedChat(request, prompt.text, messages, self._sampling(request, max_tokens),
+                            plan.self_critic, plan.image_refs, prompt_ids=prompt.token_ids)
+
+    def image_refs(self, chat: PreparedChat) -> tuple[ImageRef, ...]:
+        return chat.image_refs
+
+    def with_images(self, chat: PreparedChat, images: list[Any]) -> PreparedChat:
+        """The images in place, and the budgets sized again now that their tokens are known."""
+        messages = with_images(chat.messages, images)
+        plan = ChatPlan(chat.request, chat.self_critic)
+        max_tokens = self._budget(plan, messages,
+                                  tokens_with_images(self.engine, chat.prompt, images))
+        return replace(chat, messages=messages, images=tuple(images),
+                       sampling=self._sampling(chat.request, max_tokens))
+
+    def _budget(self, plan: ChatPlan, messages: list[dict[str, Any]], prompt_tokens: int) -> int:
+        """The candidates' max_tokens: what the context leaves after the prompt, and with
+        self-critic what lets any two of them be judged in one prompt."""
+        request = plan.request
+        asked = request.requested_max_tokens()
+        param = _max_tokens_param(request)
+        room = room_after_prompt(self.engine.max_model_len, prompt_tokens, asked or 1,
+                                 param=param, prompt_param="messages",
+                                 prompt_advice="The messages alone fill it; shorten them.")
+        max_tokens = min(self.default_max_tokens, room) if asked is None else asked
+        if plan.self_critic is None:
+            return max_tokens
+        budget = self.judge_budget(messages, plan.self_critic, "messages")
+        return fit_candidates(budget, plan.self_critic, max_tokens, asked, param)
+
+    def _sampling(self, request: ChatCompletionRequest, max_tokens: int) -> SamplingOptions:
+        def build() -> SamplingOptions:
+            sampling = request.sampling(max_tokens, self.context.defaults)
+            if (self.tool_parser and request.effective_tool_choice == "auto"
+                    and self.tool_parser.keeps_special_tokens(request)):
+                sampling = replace(sampling, skip_special_tokens=False)
+            return sampling
+
+        return checked_sampling(self.engine, build)
+
+    # -- run -------------------------------------------------------------------------------
+    def streams(self, chat: PreparedChat) -> bool:
+        return chat.request.stream
+
+    async def respond(self, chat: PreparedChat, request_id: str) -> dict[str, Any]:
         if chat.self_critic:
-            result, usage = await self._run_self_critic(chat, request_id)
-            return self._with_tool_calls(chat, self._self_critic_body(chat, request_id,
-                                                                      result, usage))
-        (result,) = await self.engine.generate([_generation(chat, request_id)])
-        usage = Usage(result.prompt_tokens, result.completion_tokens, result.cached_tokens)
-        self.metrics.record_generation(usage.prompt_tokens, usage.completion_tokens)
-        return self._with_tool_calls(chat, chat_completion(
-            _completion_id(request_id), chat.request.model, result.completions, usage))
+            body = await self.self_critic.complete(chat, request_id, self.answer_id(request_id))
+        else:
+            (result,) = await self.engine.generate([_generation(chat, request_id)])
+            usage = Usage.of_results([result])
+            self.metrics.record_generation(usage.prompt_tokens, usage.completion_tokens)
+            body = chat_completion(self.answer_id(request_id), chat.request.model,
+                                   result.completions, usage)
+        return answer_tool_calls(body, chat.request, self.tool_parser)
 
-    def _with_tool_calls(self, chat: PreparedChat, body: dict[str, Any]) -> dict[str, Any]:
-        request = chat.request
-        choice = request.effective_tool_choice
-        if choice == "none":
-            return body
-        if choice == "auto":
-            assert self.tool_parser is not None  # prepare() refuses "auto" without one
-            parser = self.tool_parser
-            return with_tool_calls(body, lambda text: parser.read(text, request))
-        # OpenAI ends a call to a named function with "stop", a "required" one with "tool_calls"
-        return with_tool_calls(body, lambda text: forced_calls(text, request),
-                               "tool_calls" if choice == "required" else "stop")
-
-    async def _run_self_critic(self, chat: PreparedChat,
-                               request_id: str) -> tuple[BestOfNResult, Usage]:
-        """The run and its usage: every token spent, candidates and judge, and the prefix
-        cache's hits among all their prompts."""
-        assert chat.self_critic is not None
-        engine = CachedTokenCounter(self.engine)
-        grouping = self._behaviour_grouping(chat.messages, chat.self_critic)
-        result = await best_of_n(engine, chat.prompt, chat.messages, chat.sampling,
-                                 chat.self_critic, engine_id(request_id), chat.prompt_ids,
-                                 group_async=grouping)
-        if self.grader is not None:  # say how the candidates were grouped
-            result = replace(result, report=replace(
-                result.report, grouping=grouping.to_dict() if grouping else
-                {"grouping": "answer" if groups_answers(chat.self_critic) else "text"}))
-        self.metrics.record_self_critic(result.report)
-        return result, Usage(result.usage.prompt_tokens, result.usage.completion_tokens,
-                             engine.cached_tokens)
-
-    def _behaviour_grouping(self, messages: list[dict[str, Any]], config: SelfCriticConfig
-                            ) -> BehaviourGrouping | None:
-        """With `--exec-grouping`, for a strategy that groups answers and a question whose
-        Python function shows examples: group the candidates by behaviour on them."""
-        if self.grader is None or not groups_answers(config):
-            return None
-        prompt = function_prompt(last_user_text(messages))
-        return BehaviourGrouping(self.grader, prompt) if prompt else None
-
-    def _self_critic_body(self, chat: PreparedChat, request_id: str,
-                          result: BestOfNResult, usage: Usage) -> dict[str, Any]:
-        choices = result.ranked[: chat.request.n]
-        return chat_completion(_completion_id(request_id), chat.request.model, choices, usage,
-                               extra={"self_critic": result.report.to_dict()})
-
-    # -- streaming -------------------------------------------------------------------------
     async def stream(self, chat: PreparedChat, request_id: str) -> AsyncIterator[str]:
-        if chat.request.effective_tool_choice != "none":
+        request = chat.request
+        if request.effective_tool_choice != "none":
             # Tool calls are known once the answer is: answer whole, then send it as chunks
-            body = await self.complete(chat, request_id)
-            for line in as_chunks(body, chat.request.include_usage()):
+            for line in as_chunks(await self.respond(chat, request_id), request.include_usage()):
                 yield line
             return
+        line = self._chunk_writer(chat, request_id)
         if chat.self_critic:
-            async for line in self._stream_self_critic(chat, request_id):
-                yield line
+            async for event in self.self_critic.stream(chat, request_id, line):
+                yield event
             return
-        line = _chunk_writer(chat, request_id)
-        yield line(_role_choices(chat.request.n))
+        yield line([delta_choice(i, text="", role="assistant") for i in range(request.n)])
         counted = StreamUsage()
         async for delta in self.engine.stream(_generation(chat, request_id)):
             counted.add(delta)
@@ -134,38 +180,13 @@ class ChatService:
                                          logprobs=delta.logprobs)])
         usage = counted.usage()
         self.metrics.record_generation(usage.prompt_tokens, usage.completion_tokens)
-        if chat.request.include_usage():
+        if request.include_usage():
             yield line([], usage=usage)
         yield DONE
 
-    async def _stream_self_critic(self, chat: PreparedChat, request_id: str) -> AsyncIterator[str]:
-        """Answer at once with the assistant role (gateways wait for a first data chunk),
-        keep data flowing while the tournament runs, then stream the ranked choices
-        (winner first). The summary rides on a content-free delta of the winner, where
-        gateways that rebuild the stream keep it, and on the last chunk as before."""
-        line = _chunk_writer(chat, request_id)
-        yield line(_role_choices(chat.request.n))
-        task = asyncio.ensure_future(self._run_self_critic(chat, request_id))
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self.settings.keepalive_interval_s)
-                if done:
-                    break
-                yield line([keepalive_choice()])
-            result, usage = task.result()
-        finally:
-            if not task.done():  # the client went away: abort every candidate and judgment
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        report = result.report.to_dict()
-        for i, choice in enumerate(result.ranked[: chat.request.n]):
-            yield line([delta_choice(i, text=choice.text, logprobs=choice.logprobs)])
-            if i == 0:
-                yield line([summary_choice(report)])
-            yield line([delta_choice(i, finish=choice.finish_reason)])
-        yield line([], usage=usage if chat.request.include_usage() else None,
-                   extra={"self_critic": report})
-        yield DONE
+    def _chunk_writer(self, chat: PreparedChat, request_id: str) -> Callable[..., str]:
+        """`chunk` with this answer's id, model and creation time filled in."""
+        return partial(chunk, self.answer_id(request_id), chat.request.model, created_now())
 
 
 def _generation(chat: PreparedChat, request_id: str) -> GenerationRequest:
@@ -174,15 +195,6 @@ def _generation(chat: PreparedChat, request_id: str) -> GenerationRequest:
                              images=chat.images, prompt_ids=chat.prompt_ids)
 
 
-def _chunk_writer(chat: PreparedChat, request_id: str) -> Callable[..., str]:
-    """`chunk` with this answer's id, model and creation time filled in."""
-    return partial(chunk, _completion_id(request_id), chat.request.model, created_now())
-
-
-def _role_choices(n: int) -> list[dict[str, Any]]:
-    """The first chunk's choices: each of the `n` opens with the assistant role."""
-    return [delta_choice(i, text="", role="assistant") for i in range(n)]
-
-
-def _completion_id(request_id: str) -> str:
-    return f"chatcmpl-{request_id}"
+def _max_tokens_param(request: ChatCompletionRequest) -> str:
+    """The field the client set the budget with, to name in errors."""
+    return "max_completion_tokens" if request.max_completion_tokens else "max_tokens"

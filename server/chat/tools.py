@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.chat.protocol import ChatCompletionRequest
-from server.chat.response import DONE, chunk
+from server.chat.response import chunk
 from server.chat.tool_fields import NamedToolChoice
+from server.edge.sse import DONE
 
 logger = logging.getLogger(__name__)
 
@@ -136,3 +137,19 @@ def as_chunks(body: dict[str, Any], include_usage: bool) -> Iterator[str]:
 def _delta(index: int, delta: dict[str, Any], logprobs: Any = None,
            finish: str | None = None) -> dict[str, Any]:
     return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+
+
+def answer_tool_calls(body: dict[str, Any], request: ChatCompletionRequest,
+                      parser: ToolParser | None) -> dict[str, Any]:
+    """`body` with the calls its choices make moved into `message.tool_calls`, read as the
+    request's tool choice says: by `parser` ("auto"), as the forced JSON (named or
+    "required"), or not at all ("none")."""
+    choice = request.effective_tool_choice
+    if choice == "none":
+        return body
+    if choice == "auto":
+        assert parser is not None  # validation refuses "auto" without one
+        return with_tool_calls(body, lambda text: parser.read(text, request))
+    # OpenAI ends a call to a named function with "stop", a "required" one with "tool_calls"
+    return with_tool_calls(body, lambda text: forced_calls(text, request),
+                           "tool_calls" if choice == "required" else "stop")

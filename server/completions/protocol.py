@@ -1,10 +1,9 @@
 """OpenAI's legacy `POST /v1/completions`: the request (a raw prompt, no chat template)
-and its `text_completion` answers. Sampling and structured-output fields are the chat
-endpoint's own mixins, so both endpoints take the same extras."""
+and its `text_completion` answers. The fields it shares with chat (sampling, stop,
+streaming, structured outputs) are `GenerationFields`, so both endpoints take the same."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any
@@ -13,33 +12,23 @@ from pydantic import Field, field_validator, model_validator
 
 from critic_loop.engine import Completion, SamplingOptions, TokenLogprob
 from critic_loop.generation_defaults import GenerationDefaults
-from server.chat.protocol import ChatCompletionRequest, StreamOptions
-from server.chat.response import Usage, finish_reason
-from server.protocol.advisory import AdvisoryFields
-from server.protocol.fields import Seed, StopText, Text
-from server.protocol.sampling_fields import SamplingFields
-from server.protocol.structured import StructuredOutputFields
+from server.protocol.fields import Text
+from server.protocol.finish_reason import finish_reason
+from server.protocol.generation import GenerationFields
+from server.protocol.usage import Usage
 
 MAX_LOGPROBS = 20
 """As vLLM's default `--max-logprobs` (OpenAI itself allows 5)."""
 
 
-class CompletionRequest(SamplingFields, StructuredOutputFields, AdvisoryFields):
+class CompletionRequest(GenerationFields):
     """`POST /v1/completions`. A field this server does not implement is a 400 naming it."""
 
-    model: str
     prompt: Text | list[Text] | list[int] | list[list[int]] = Field(
         description="Text, or a list of texts (each one sampled `n` times). Token-id prompts "
                     "are refused: this server tokenizes text itself.")
-    n: int = Field(1, ge=1)
     max_tokens: int | None = Field(16, ge=1, description="Default (also for null): 16, as "
                                                           "OpenAI's and vLLM's.")
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    seed: Seed | None = None
-    stop: StopText | list[StopText] | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS,
                                  description="Top alternatives per token (0: the chosen only).")
     echo: bool = False
@@ -75,16 +64,10 @@ class CompletionRequest(SamplingFields, StructuredOutputFields, AdvisoryFields):
         if self.echo and self.logprobs is not None:
             raise ValueError("echo with logprobs needs the prompt's logprobs, which this "
                              "server does not compute; drop one of them")
-        if isinstance(self.stop, list) and len(self.stop) > 4:
-            raise ValueError("stop takes at most 4 sequences")
         return self
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)  # type: ignore[arg-type]
-
-    # the same `stop` and `stream_options` fields as chat, read the same way
-    stop_sequences = ChatCompletionRequest.stop_sequences
-    include_usage = ChatCompletionRequest.include_usage
 
     def sampling(self, max_tokens: int, defaults: GenerationDefaults) -> SamplingOptions:
         """The engine's options; `defaults` (the model's) fill omitted sampling fields."""
@@ -133,6 +116,3 @@ def choices_of(completions: Sequence[Completion], first_index: int,
                               completion_logprobs(c.logprobs, len(prefix)))
             for c in completions]
 
-
-def event(body: dict[str, Any]) -> str:
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"

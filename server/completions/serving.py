@@ -12,42 +12,47 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from critic_loop.engine import Engine, GenerationRequest, SamplingOptions, StreamDelta
-from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
-from server.chat.response import DONE, Usage
+from critic_loop.engine import GenerationRequest, SamplingOptions, StreamDelta
 from server.completions.protocol import (
     CompletionRequest,
     choices_of,
     completion_choice,
     completion_logprobs,
-    event,
     text_completion,
 )
 from server.edge.errors import bad_request
+from server.edge.sse import DONE, sse_event
 from server.load.admission import chat_cost
 from server.load.capacity import WorkCost
-from server.load.metrics import Metrics
+from server.protocol.usage import StreamUsage, Usage
+from server.serving.base import EndpointServing
 from server.serving.ids import created_now, engine_id
 from server.serving.sampling_check import checked_sampling
-from server.serving.served_model import model_not_found, served_names
-from server.serving.stream_usage import StreamUsage
 from server.serving.token_room import room_after_prompt
-from server.settings import ServerSettings
+
+DEFAULT_MAX_TOKENS = 16
+"""As OpenAI's and vLLM's, also for a `max_tokens` of null."""
+
+
+@dataclass(frozen=True)
+class CompletionPlan:
+    """A validated completions request: its prompts and each one's asked budget."""
+
+    request: CompletionRequest
+    prompts: tuple[str, ...]
+
+    @property
+    def max_tokens(self) -> int:
+        return self.request.max_tokens or DEFAULT_MAX_TOKENS
 
 
 @dataclass(frozen=True)
 class PreparedCompletion:
-    """A validated completions request: one sampling per prompt (budgets differ)."""
+    """A prepared completions request: one sampling per prompt (budgets differ)."""
 
     request: CompletionRequest
     prompts: tuple[str, ...]
     samplings: tuple[SamplingOptions, ...]
-
-    @property
-    def cost(self) -> WorkCost:
-        costs = [chat_cost(len(p), self.request.n, s.max_tokens, None)
-                 for p, s in zip(self.prompts, self.samplings, strict=True)]
-        return WorkCost(sum(c.sequences for c in costs), sum(c.tokens for c in costs))
 
     def generations(self, request_id: str) -> list[GenerationRequest]:
         return [GenerationRequest(f"{engine_id(request_id)}-{i}", prompt, sampling,
@@ -56,62 +61,58 @@ class PreparedCompletion:
                                                            strict=True))]
 
 
-class CompletionService:
+class CompletionServing(EndpointServing[CompletionRequest, CompletionPlan, PreparedCompletion]):
     """Turns `CompletionRequest`s into engine work and `text_completion` answers."""
 
-    def __init__(self, engine: Engine, settings: ServerSettings, metrics: Metrics,
-                 defaults: GenerationDefaults = NO_DEFAULTS) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.metrics = metrics
-        self.defaults = defaults
-        """The model's sampling defaults, for what a request omits."""
+    id_prefix = "cmpl"
+    plain_only_at = "/v1/completions"
 
-    def prepare(self, request: CompletionRequest) -> PreparedCompletion:
-        self._check_model(request.model)
+    def validate(self, request: CompletionRequest) -> CompletionPlan:
+        self.asks_self_critic(request.model)
         prompts = request.prompts()
         if len(prompts) * request.n > self.settings.max_n:
             raise bad_request(f"n × prompts must be at most {self.settings.max_n}, got "
                               f"{request.n} × {len(prompts)}.", param="n")
+        return CompletionPlan(request, tuple(prompts))
+
+    def estimated_cost(self, plan: CompletionPlan) -> WorkCost:
+        """Each prompt's characters, sampled `n` times with the asked budget."""
+        costs = [chat_cost(len(p), plan.request.n, plan.max_tokens, None) for p in plan.prompts]
+        return WorkCost(sum(c.sequences for c in costs), sum(c.tokens for c in costs))
+
+    def prepare(self, plan: CompletionPlan) -> PreparedCompletion:
+        request, defaults = plan.request, self.context.defaults
         samplings = tuple(checked_sampling(self.engine, lambda p=p: request.sampling(
-            self._max_tokens(request, p), self.defaults)) for p in prompts)
-        return PreparedCompletion(request, tuple(prompts), samplings)
+            self._max_tokens(plan, p), defaults)) for p in plan.prompts)
+        return PreparedCompletion(request, plan.prompts, samplings)
 
-    def _check_model(self, name: str) -> None:
-        base, alias = served_names(self.engine.model_name)
-        if name == alias:
-            raise bad_request("Self-critic runs on /v1/chat/completions; /v1/completions "
-                              f"serves {base!r} only.", param="model")
-        if name != base:
-            raise model_not_found(name, base)
+    def _max_tokens(self, plan: CompletionPlan, prompt: str) -> int:
+        room_after_prompt(self.engine.max_model_len, self.engine.count_tokens(prompt),
+                          plan.max_tokens, param="max_tokens", prompt_param="prompt",
+                          prompt_advice="The prompt alone fills it; shorten it.")
+        return plan.max_tokens
 
-    def _max_tokens(self, request: CompletionRequest, prompt: str) -> int:
-        prompt_tokens = self.engine.count_tokens(prompt)
-        asked = request.max_tokens or 16
-        room_after_prompt(self.engine.max_model_len, prompt_tokens, asked, param="max_tokens",
-                          prompt_param="prompt", prompt_advice="The prompt alone fills it; shorten it.")
-        return asked
+    def streams(self, prepared: PreparedCompletion) -> bool:
+        return prepared.request.stream
 
     # -- answers ---------------------------------------------------------------------------
-    async def complete(self, prepared: PreparedCompletion, request_id: str) -> dict[str, Any]:
+    async def respond(self, prepared: PreparedCompletion, request_id: str) -> dict[str, Any]:
         results = await self.engine.generate(prepared.generations(request_id))
         request, n = prepared.request, prepared.request.n
         choices = [choice for i, result in enumerate(results) for choice in choices_of(
             result.completions, i * n, prepared.prompts[i] if request.echo else None)]
-        usage = Usage(sum(r.prompt_tokens for r in results),
-                      sum(r.completion_tokens for r in results),
-                      sum(r.cached_tokens for r in results))
+        usage = Usage.of_results(results)
         self.metrics.record_generation(usage.prompt_tokens, usage.completion_tokens)
-        return text_completion(_completion_id(request_id), request.model, created_now(), choices,
+        return text_completion(self.answer_id(request_id), request.model, created_now(), choices,
                                usage)
 
     async def stream(self, prepared: PreparedCompletion, request_id: str) -> AsyncIterator[str]:
         request, n = prepared.request, prepared.request.n
-        completion_id, created = _completion_id(request_id), created_now()
+        completion_id, created = self.answer_id(request_id), created_now()
 
         def line(index: int, text: str, finish: str | None = None,
                  logprobs: dict[str, Any] | None = None) -> str:
-            return event(text_completion(completion_id, request.model, created,
+            return sse_event(text_completion(completion_id, request.model, created,
                                          [completion_choice(index, text, finish, logprobs)]))
 
         offsets: dict[int, int] = {}  # characters sent per choice, for the logprobs' text_offset
@@ -133,7 +134,7 @@ class CompletionService:
         usage = counted.usage()
         self.metrics.record_generation(usage.prompt_tokens, usage.completion_tokens)
         if request.include_usage():
-            yield event(text_completion(completion_id, request.model, created, [], usage))
+            yield sse_event(text_completion(completion_id, request.model, created, [], usage))
         yield DONE
 
 
@@ -171,6 +172,3 @@ async def _interleaved(streams: Sequence[AsyncIterator[StreamDelta]]
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-
-def _completion_id(request_id: str) -> str:
-    return f"cmpl-{request_id}"

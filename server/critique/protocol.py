@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from server.chat.protocol import ChatMessage
 from server.protocol.base import RequestModel
 from server.protocol.fields import Seed, Text
+from server.protocol.messages import ChatMessage
 
 
 class CritiqueRequest(RequestModel):

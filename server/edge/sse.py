@@ -1,19 +1,27 @@
-"""Server-sent events: a deadline, any error as a final OpenAI-shaped event then `[DONE]`,
-and the admission ticket released however the stream ends (finished, failed or the
-client gone)."""
+"""Server-sent events, framed in one place: each event a `data:` line of JSON, `[DONE]`
+last; a deadline, any error as a final OpenAI-shaped event then `[DONE]`, and the
+admission ticket released however the stream ends (finished, failed or the client gone)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from server.chat.response import DONE
 from server.edge.errors import APIError, api_error_for, error_body
 from server.edge.middleware import request_id_var
 from server.load.cancellation import deadline_error
+
+DONE = "data: [DONE]\n\n"
+"""The last event of every stream."""
+
+
+def sse_event(body: dict[str, Any]) -> str:
+    """One SSE `data:` event holding `body` as JSON."""
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
 def event_stream(lines: AsyncIterator[str], release: Callable[[], None],
@@ -40,5 +48,4 @@ async def _guarded(lines: AsyncIterator[str], release: Callable[[], None],
 
 
 def _error_event(exc: APIError) -> str:
-    body = error_body(exc.status, exc.message, exc.param, exc.code)
-    return f"data: {json.dumps(body)}\n\n{DONE}"
+    return sse_event(error_body(exc.status, exc.message, exc.param, exc.code)) + DONE

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from critic_loop.config import SelfCriticConfig
-from critic_loop.judge_prompt import JudgeMode
+from critic_loop.pairwise import judgment_tokens
 from server.edge.errors import APIError, bad_request
 from server.load.capacity import Capacity, Decision, WorkCost, work_tokens
 from server.settings import ServerSettings
@@ -55,8 +55,7 @@ def _within(tokens: float, context: int | None) -> float:
 
 
 def _judging(config: SelfCriticConfig, content_tokens: float) -> float:
-    answer = 1 if config.mode is JudgeMode.FAST else config.judge_max_tokens
-    return work_tokens(JUDGE_OVERHEAD_TOKENS + content_tokens, answer,
+    return work_tokens(JUDGE_OVERHEAD_TOKENS + content_tokens, judgment_tokens(config),
                        config.judge_generations)
 
 
@@ -95,12 +94,6 @@ class AdmissionController:
         return cls(Capacity(max_sequences=settings.max_inflight_sequences,
                             deadline_s=settings.request_timeout_s,
                             queue_target_s=settings.admission_queue_target_s), queue_delay)
-
-    def precheck(self) -> None:
-        """Refuse at once, before the request is templated or tokenised, when not even the
-        smallest request (one sequence, no tokens) would be admitted now: under sustained
-        overload a refusal then costs no worker-thread hop and no tokenising."""
-        self.refuse_unless(self.capacity.decide(WorkCost(1, 0.0)), WorkCost(1, 0.0))
 
     def acquire(self, cost: WorkCost) -> Callable[[], None]:
         """Take `cost`; return the (idempotent) function that gives it back."""

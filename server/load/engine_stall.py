@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from critic_loop.engine import Engine, ReportsProgress
 
@@ -42,3 +43,22 @@ class StallDetector:
 
     def stalled(self) -> bool:
         return self.enabled and self.stalled_for() >= self.stall_s
+
+
+@dataclass
+class EngineHealth:
+    """Whether the engine serves: not dead (the watchdog saw it stop), not stalled, and
+    healthy by its own account. `/health` and admission ask the same question here."""
+
+    engine: Engine
+    stall: StallDetector | None = None
+    dead: bool = False
+
+    def stalled(self) -> bool:
+        return self.stall is not None and self.stall.stalled()
+
+    async def serving(self) -> bool:
+        """Whether the engine can take work now."""
+        if self.dead or self.stalled():
+            return False
+        return await self.engine.is_healthy()

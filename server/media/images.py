@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from server.chat.protocol import ChatMessage, ImagePart, TextPart
 from server.edge.errors import APIError, bad_request
 from server.media.fetch import HostAllowList, MediaError, fetch_image_bytes
+from server.protocol.messages import ChatMessage, ImagePart, TextPart
 from server.settings import ServerSettings
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
