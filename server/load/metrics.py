@@ -1,15 +1,17 @@
 """Prometheus metrics named `selfcritic_*`, exposed at /metrics beside vLLM's own.
 
-One `Metrics` object per app, registered in the process-wide registry that vLLM's
-engine metrics also use, so one scrape sees both. Registering twice (tests build many
-apps) reuses the existing collectors instead of failing.
+One `Metrics` object per app, in a registry of its own (no module-level collectors), so
+two apps in one process count apart; /metrics exposes it together with the process-wide
+registry where vLLM's engine keeps its metrics (`scrape`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 from critic_loop.report import SelfCriticReport
 
@@ -26,14 +28,6 @@ _ADMISSION = {
                       "queueing delay of the last interval (lower bound)."),
 }
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
-
-
-def _get_or_create(registry: CollectorRegistry, kind: type, name: str, doc: str,
-                   labels: tuple[str, ...] = (), **kwargs: object):
-    existing = registry._names_to_collectors.get(name)
-    if existing is not None:
-        return existing
-    return kind(name, doc, labels, registry=registry, **kwargs)
 
 
 @dataclass
@@ -53,12 +47,18 @@ class Metrics:
     rounds: Counter
     tokens: Counter
     admission: dict[str, Gauge]
-    """Admission's estimates by attribute of `server.load.capacity.Capacity`; see `bind_admission`."""
+    """Admission's estimates by attribute of `server.load.capacity.Capacity`; see
+    `bind_admission`."""
+    registry: CollectorRegistry
+    """This app's own registry, holding the collectors above."""
 
     @classmethod
-    def create(cls, registry: CollectorRegistry = REGISTRY) -> Metrics:
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        """The metrics in `registry`, by default a new one."""
+        registry = CollectorRegistry() if registry is None else registry
+
         def make(kind: type, name: str, doc: str, labels: tuple[str, ...] = (), **kw: object):
-            return _get_or_create(registry, kind, name, doc, labels, **kw)
+            return kind(name, doc, labels, registry=registry, **kw)
 
         return cls(
             requests=make(Counter, "selfcritic_requests", "HTTP requests by endpoint and status.",
@@ -95,7 +95,12 @@ class Metrics:
                         "Tokens by phase (candidate, judge) and kind (prompt, completion).",
                         ("phase", "kind")),
             admission={attr: make(Gauge, name, doc) for attr, (name, doc) in _ADMISSION.items()},
+            registry=registry,
         )
+
+    def scrape(self) -> _Scrape:
+        """What /metrics exposes: these metrics, then the process-wide registry's (vLLM's)."""
+        return _Scrape((self.registry, REGISTRY))
 
     def bind_admission(self, capacity: object) -> None:
         """Read each admission gauge from `capacity` at scrape time."""
@@ -126,3 +131,14 @@ class Metrics:
         """Count a plain completion's tokens (phase `candidate`)."""
         self.tokens.labels("candidate", "prompt").inc(prompt_tokens)
         self.tokens.labels("candidate", "completion").inc(completion_tokens)
+
+
+@dataclass(frozen=True)
+class _Scrape:
+    """Several registries read as one (`generate_latest` only calls `collect`)."""
+
+    registries: tuple[CollectorRegistry, ...]
+
+    def collect(self) -> Iterator[Metric]:
+        for registry in self.registries:
+            yield from registry.collect()

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server import __version__
 from server.edge.errors import APIError
@@ -59,8 +59,8 @@ async def version() -> dict[str, str]:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+async def metrics(state: State) -> Response:
+    return Response(generate_latest(state.metrics.scrape()), media_type=CONTENT_TYPE_LATEST)
 
 
 def _package_version(*names: str) -> str:

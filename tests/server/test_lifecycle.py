@@ -26,10 +26,14 @@ class Steps(ScriptedEngine):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(echo_responder, model_name="tiny", supports_images=True, **kwargs)
         self.steps: list[str] = []
+        self.working = asyncio.Event()
+        """Set once the engine has work."""
 
     def note(self, step: str) -> None:
         if step not in self.steps:
             self.steps.append(step)
+        if step == "engine":
+            self.working.set()
 
     def render_prompt(self, messages, tools=None):
         self.note("prepared")
@@ -159,8 +163,8 @@ def test_bad_input_is_refused_before_admission(make_client, monkeypatch, name) -
     assert engine.steps == []
 
 
-async def _post_and_leave(app, path: str, body: dict, seconds: float) -> None:
-    """POST `body` over raw ASGI, then disconnect after `seconds`."""
+async def _post_and_leave(app, path: str, body: dict, engine: Steps) -> None:
+    """POST `body` over raw ASGI, then disconnect once the engine has its work."""
     raw = json.dumps(body).encode()
     delivered = False
 
@@ -169,7 +173,7 @@ async def _post_and_leave(app, path: str, body: dict, seconds: float) -> None:
         if not delivered:
             delivered = True
             return {"type": "http.request", "body": raw, "more_body": False}
-        await asyncio.sleep(seconds)
+        await engine.working.wait()
         return {"type": "http.disconnect"}
 
     async def send(message: dict) -> None:
@@ -186,13 +190,13 @@ async def _post_and_leave(app, path: str, body: dict, seconds: float) -> None:
 
 @pytest.mark.parametrize("name", list(REQUESTS))
 async def test_a_client_that_leaves_releases_its_admission(monkeypatch, name) -> None:
-    engine = Steps(token_delay_s=0.2)
+    engine = Steps(token_delay_s=5)  # still at work when the client leaves
     app = create_app(ServerSettings(keepalive_interval_s=0.05, **SETTINGS), engine=engine)
     async with app.router.lifespan_context(app):
         state = app.state.selfcritic
         spy_on(state, engine, monkeypatch)
         path, body = REQUESTS[name]
-        await _post_and_leave(app, path, body, seconds=0.1)
+        await _post_and_leave(app, path, body, engine)
         assert engine.steps == ["admitted", "prepared", "engine", "released"]
         assert state.admission.capacity.in_flight_sequences == 0
         assert engine.aborted and not engine.running
