@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from critic_loop.judge_prompt import judge_messages
-from trainer.data import (
+from evaluation.pairs import (
     DataError,
     PreferencePair,
     in_both_orders,
