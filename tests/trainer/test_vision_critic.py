@@ -14,7 +14,8 @@ from tiny_vlm import IMAGE_TOKEN, IMAGE_TOKENS, build_tiny_vlm
 
 from critic_loop.images import images_of
 from critic_loop.judge_prompt import judge_messages
-from evaluation.pairs import load_pairs, to_grpo_dataset
+from evaluation.pairs import load_pairs
+from trainer.data import to_grpo_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 COLOURS = ["red", "blue", "green", "white"]
