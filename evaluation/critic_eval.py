@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,11 +21,10 @@ from critic_loop.engine import Engine
 from critic_loop.judge_prompt import JudgeMode
 from critic_loop.match import Judgment, MatchResult
 from critic_loop.pairwise import Pairing, PairJudge, judge_given_prompts
-from trainer.data import PreferencePair, given_prompt_parts
+from evaluation.pairs import PreferencePair, given_prompt_parts
+from evaluation.stats import mean_ci95
 
 logger = logging.getLogger(__name__)
-
-Z95 = 1.959964
 
 
 @dataclass(frozen=True)
@@ -175,23 +173,6 @@ def match_score(verdict: PairVerdicts) -> float:
     if given is not None and swapped is not None and given + swapped != 1.0:
         return float(given + swapped > 1.0)
     return 0.5
-
-
-def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Normal-approximation 95% CI of a mean, clipped to [0, 1].
-
-    Per-pair scores are the unit, so the two (correlated) orders of a pair count once.
-
-    >>> mean_ci95([1.0, 0.0, 1.0, 0.0])
-    (0.0, 1.0)
-    >>> mean_ci95([1.0, 1.0])
-    (1.0, 1.0)
-    """
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    half = Z95 * math.sqrt(var / n)
-    return (round(max(0.0, mean - half), 6), round(min(1.0, mean + half), 6))
 
 
 async def _play(engine: Engine, pair: PreferencePair, config: SelfCriticConfig, index: int,

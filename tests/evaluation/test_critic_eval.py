@@ -9,8 +9,9 @@ import pytest
 
 from critic_loop.engine import Completion, GenerationRequest
 from critic_loop.engines.scripted import ScriptedEngine
-from trainer.data import PreferencePair
-from trainer.evaluate import judge_pairs, mean_ci95, score
+from evaluation.critic_eval import judge_pairs, score
+from evaluation.pairs import PreferencePair
+from evaluation.stats import mean_ci95
 
 PAIRS = [PreferencePair(f"What is {i} + 1?", f"{i + 1}.", f"{i + 2}.", 1) for i in range(10)]
 PAIRS += [p.swapped() for p in PAIRS]  # labels balanced: 10 × 1, 10 × 2

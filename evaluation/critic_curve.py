@@ -3,7 +3,7 @@
 Every `eval_steps` optimiser steps (and before the first) the model judges held-out pairs
 in both orders with the fast judge exactly as served: the judge prompt rendered by the
 chat template, one position, probability of every spelling of "1" against every
-spelling of "2". The figures are `trainer.evaluate.score`'s and land in `metrics.jsonl`
+spelling of "2". The figures are `evaluation.critic_eval.score`'s and land in `metrics.jsonl`
 as `eval/...` beside the training metrics, so `selfcritic eval curve` can plot them.
 """
 
@@ -21,9 +21,8 @@ from transformers import TrainerCallback
 
 from critic_loop.judge_prompt import VERDICT_CHOICES, judge_messages
 from critic_loop.verdict_tokens import verdict_token_ids
-from trainer.data import PreferencePair
-from trainer.evaluate import PairVerdicts, score
-from trainer.one_token_grpo import left_pad, positions
+from evaluation.critic_eval import PairVerdicts, score
+from evaluation.pairs import PreferencePair
 
 logger = logging.getLogger(__name__)
 
@@ -122,3 +121,20 @@ def _verdict(pair: PreferencePair, first_given: float, first_swapped: float) -> 
     return PairVerdicts(label=pair.label, as_given=said(first_given, 1),
                         swapped=said(first_swapped, 2), texts=("", ""),
                         probabilities=(right_given, right_swapped))
+
+
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted from each row's first real token, as an unpadded prompt has them
+    when it is served (left padding would otherwise shift them)."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad: int, device: Any
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row):] = 1
+    return ids.to(device), mask.to(device)
