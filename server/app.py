@@ -110,7 +110,7 @@ def create_app(settings: ServerSettings, engine: Engine | None = None,
                                  MediaPolicy.from_settings(served), defaults)
         state = AppState(
             settings=served, engine=the_engine, metrics=metrics, admission=admission,
-            auth=auth, health=health, chat=ChatServing(context, grader),
+            health=health, chat=ChatServing(context, grader),
             completions=CompletionServing(context), critique=CritiqueServing(context),
             sampling_defaults=defaults)
         app.state.selfcritic = state

@@ -12,7 +12,6 @@ from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
 from server.chat.serving import ChatServing
 from server.completions.serving import CompletionServing
 from server.critique.serving import CritiqueServing
-from server.edge.auth import APIKeyChecker
 from server.load.admission import AdmissionController
 from server.load.engine_stall import EngineHealth
 from server.load.metrics import Metrics
@@ -25,7 +24,6 @@ class AppState:
     engine: Engine
     metrics: Metrics
     admission: AdmissionController
-    auth: APIKeyChecker
     health: EngineHealth
     chat: ChatServing
     completions: CompletionServing

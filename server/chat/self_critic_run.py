@@ -18,8 +18,9 @@ from server.chat.gateway_chunks import keepalive_choice, summary_choice
 from server.chat.prepared import PreparedChat
 from server.chat.response import chat_completion, delta_choice
 from server.edge.sse import DONE
+from server.load.cancellation import cancel_all
 from server.load.metrics import Metrics
-from server.protocol.usage import Usage
+from server.protocol.answers import Usage
 from server.serving.ids import engine_id
 from server.serving.prefix_cache import CachedTokenCounter
 
@@ -83,8 +84,7 @@ class SelfCriticRunner:
             result, usage = task.result()
         finally:
             if not task.done():  # the client went away: abort every candidate and judgment
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await cancel_all([task])
         report = result.report.to_dict()
         for i, choice in enumerate(result.ranked[: chat.request.n]):
             yield line([delta_choice(i, text=choice.text, logprobs=choice.logprobs)])

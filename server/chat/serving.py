@@ -29,7 +29,7 @@ from server.edge.sse import DONE
 from server.load.admission import chat_cost
 from server.load.capacity import WorkCost
 from server.media.images import ImageRef, chat_image_refs, placeholder_messages
-from server.protocol.usage import StreamUsage, Usage
+from server.protocol.answers import StreamUsage, Usage
 from server.serving.base import EndpointServing, ServingContext
 from server.serving.ids import created_now, engine_id
 from server.serving.judge_fit import fit_candidates

@@ -12,10 +12,9 @@ from pydantic import Field, field_validator, model_validator
 
 from critic_loop.engine import Completion, SamplingOptions, TokenLogprob
 from critic_loop.generation_defaults import GenerationDefaults
+from server.protocol.answers import Usage, answer_object, finish_reason
 from server.protocol.fields import Text
-from server.protocol.finish_reason import finish_reason
 from server.protocol.generation import GenerationFields
-from server.protocol.usage import Usage
 
 MAX_LOGPROBS = 20
 """As vLLM's default `--max-logprobs` (OpenAI itself allows 5)."""
@@ -100,12 +99,7 @@ def completion_choice(index: int, text: str, finish: str | None,
 def text_completion(completion_id: str, model: str, created: int,
                     choices: list[dict[str, Any]], usage: Usage | None = None) -> dict[str, Any]:
     """A `text_completion` object (a whole answer, or one stream chunk)."""
-    body: dict[str, Any] = {"id": completion_id, "object": "text_completion",
-                            "created": created, "model": model, "choices": choices,
-                            "system_fingerprint": None}
-    if usage is not None:
-        body["usage"] = usage.as_dict()
-    return body
+    return answer_object("text_completion", completion_id, model, created, choices, usage)
 
 
 def choices_of(completions: Sequence[Completion], first_index: int,

@@ -23,8 +23,9 @@ from server.completions.protocol import (
 from server.edge.errors import bad_request
 from server.edge.sse import DONE, sse_event
 from server.load.admission import chat_cost
+from server.load.cancellation import cancel_all
 from server.load.capacity import WorkCost
-from server.protocol.usage import StreamUsage, Usage
+from server.protocol.answers import StreamUsage, Usage
 from server.serving.base import EndpointServing
 from server.serving.ids import created_now, engine_id
 from server.serving.sampling_check import checked_sampling
@@ -168,7 +169,5 @@ async def _interleaved(streams: Sequence[AsyncIterator[StreamDelta]]
             else:
                 yield i, item
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
 

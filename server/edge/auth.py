@@ -9,8 +9,6 @@ import ipaddress
 import logging
 from collections.abc import Iterable, Sequence
 
-from starlette.requests import Request
-
 from server.edge.errors import APIError
 from server.edge.keys import configured_keys
 from server.settings import ServerSettings
@@ -45,11 +43,6 @@ class APIKeyChecker:
         if not self._keys or route in self.open_paths or self._matches(authorization):
             return None
         return _unauthorized()
-
-    def check(self, request: Request) -> None:
-        """The same check as a route dependency (the middleware has already run it)."""
-        if self._keys and not self._matches(request.headers.get("authorization", "")):
-            raise _unauthorized()
 
     def _matches(self, authorization: str) -> bool:
         scheme, _, token = authorization.partition(" ")

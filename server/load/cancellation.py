@@ -8,8 +8,8 @@ disconnect); non-streaming handlers need `run_cancellable`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
@@ -41,8 +41,7 @@ async def run_cancellable(request: Request, work: Awaitable[T], timeout_s: float
         watcher.cancel()
     if task in done:
         return task.result()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)  # let the aborts run before we answer
+    await cancel_all([task])  # let the aborts run before we answer
     if watcher in done:
         raise ClientDisconnected()
     raise deadline_error(timeout_s)
@@ -52,3 +51,11 @@ def deadline_error(timeout_s: float) -> APIError:
     return APIError(504, f"The request did not finish within its deadline of {timeout_s:g} s; "
                     "its engine work was aborted. Ask for fewer tokens or candidates.",
                     code="deadline_exceeded")
+
+
+async def cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel `tasks` and wait until each has finished (its engine aborts run first)."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

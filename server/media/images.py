@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from server.edge.errors import APIError, bad_request
+from server.load.cancellation import cancel_all
 from server.media.fetch import HostAllowList, MediaError, fetch_image_bytes
 from server.protocol.messages import ChatMessage, ImagePart, TextPart
 from server.settings import ServerSettings
@@ -68,9 +69,7 @@ class MediaPolicy:
         try:
             return list(await asyncio.gather(*tasks))
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all(tasks)
 
     def _check_url(self, ref: ImageRef) -> None:
         url = ref.url

@@ -1,6 +1,7 @@
-"""Token usage in OpenAI's `usage` shape, the one type every endpoint answers with:
-built from whole engine results, or summed from streamed deltas (each stream's prompt
-and prefix-cached tokens once, every delta's completion tokens)."""
+"""What every endpoint's answers share: the object's head (id, object, created, model,
+choices), the finish reason in OpenAI's words, and token usage in OpenAI's `usage`
+shape, one type built from whole engine results or summed from streamed deltas (each
+stream's prompt and prefix-cached tokens once, every delta's completion tokens)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,24 @@ class Usage:
         if self.cached_tokens is not None:
             usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
         return usage
+
+
+def answer_object(kind: str, answer_id: str, model: str, created: int,
+                  choices: list[dict[str, Any]], usage: Usage | None = None,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An answer (or stream chunk) object of `kind`, e.g. "chat.completion"."""
+    body: dict[str, Any] = {"id": answer_id, "object": kind, "created": created,
+                            "model": model, "choices": choices, "system_fingerprint": None}
+    if usage is not None:
+        body["usage"] = usage.as_dict()
+    if extra:
+        body.update(extra)
+    return body
+
+
+def finish_reason(reason: str | None) -> str:
+    """vLLM says "abort" for a cancelled sample; OpenAI clients only know stop/length."""
+    return "length" if reason == "length" else "stop"
 
 
 class StreamUsage:
