@@ -26,11 +26,12 @@ logger = logging.getLogger("selfcritic.trainer")
 TRAIN_EPILOG = """\
 examples:
   selfcritic train recipes/cpu-demo.yaml
-  selfcritic train recipes/cpu-demo.yaml --set max_steps=10 --set learning_rate=2e-5
-  selfcritic train recipes/paper.yaml --set lora=true --set extra_args.logging_dir=tb
+  selfcritic train recipes/cpu-demo.yaml --set grpo.max_steps=10 --set grpo.learning_rate=2e-5
+  selfcritic train recipes/paper.yaml --set lora=true --set grpo.mask_truncated_completions=true
   selfcritic train recipes/cpu-demo.yaml --export-only   # export the last checkpoint
 
-recipe fields (each settable in the YAML file or with --set key=value):
+recipe fields (each settable in the YAML file or with --set key=value; a GRPOConfig
+field also as --set NAME=value):
 """
 
 
