@@ -112,7 +112,7 @@ def start_selfcritic(eager: bool, extra: Sequence[str] = (), name: str = "selfcr
     from `checkout` (another checkout of this repository, e.g. a `git worktree` of an older
     commit since the server logs the port it bound, runs that commit's server with this
     venv). It binds a free port itself (`--port 0`): no other process can take it first."""
-    argv = [sys.executable, "-m", "server.cli", "serve", "--model", model_name, "--port", "0",
+    argv = [sys.executable, "-m", "selfcritic", "serve", "--model", model_name, "--port", "0",
             "--max-model-len", "2048", "--seed", "0", "--max-num-seqs", "64",
             "--enforce-eager" if eager else "--no-enforce-eager", *extra]
     return launch(name, argv, model_name, None, cwd=checkout)

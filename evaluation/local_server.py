@@ -39,7 +39,7 @@ def serve_command(model: str, seed: int, max_candidates: int,
                   extra_args: Sequence[str] = ()) -> list[str]:
     """The `selfcritic serve` command line for `model` on a loopback port of its choosing."""
     limit = str(max(16, max_candidates))
-    return [sys.executable, "-m", "server.cli", "serve", "--model", model,
+    return [sys.executable, "-m", "selfcritic", "serve", "--model", model,
             "--host", "127.0.0.1", "--port", "0", "--enforce-eager", "--seed", str(seed),
             "--max-n", limit, "--max-candidates", limit, *extra_args]
 

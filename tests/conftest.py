@@ -51,7 +51,7 @@ def start_server(args: list[str], log_path: Path, env: dict[str, str] | None = N
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--model", TEST_MODEL, "--port", "0",
+        [sys.executable, "-m", "selfcritic", "serve", "--model", TEST_MODEL, "--port", "0",
          "--enforce-eager", *args], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
     server = ServerProcess(bound_url(process, log_path), process, log_path)

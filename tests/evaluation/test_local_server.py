@@ -20,7 +20,7 @@ TINY = Path(__file__).with_name("tiny_openai_server.py")
 
 def test_serve_command_is_eager_on_loopback() -> None:
     argv = serve_command("default", 7, 32, ["--dtype", "float32"])
-    assert argv[1:4] == ["-m", "server.cli", "serve"]
+    assert argv[1:4] == ["-m", "selfcritic", "serve"]
     for flag, value in (("--model", "default"), ("--host", "127.0.0.1"), ("--port", "0"),
                         ("--seed", "7"), ("--max-candidates", "32"), ("--max-n", "32")):
         assert argv[argv.index(flag) + 1] == value

@@ -9,13 +9,8 @@ import sys
 
 import pytest
 
-from server.cli import (
-    build_parser,
-    check_engine_args,
-    main,
-    reserved_engine_flags,
-    settings_from_args,
-)
+from selfcritic.cli import build_parser, main
+from server.cli import check_engine_args, reserved_engine_flags, settings_from_args
 from server.logging_setup import JsonFormatter
 from server.request_context import RequestIdFilter, request_id_var
 
@@ -150,7 +145,7 @@ def test_serve_help_shows_ours_then_vllms(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_top_level_help_does_not_import_vllm() -> None:
-    code = ("import sys, contextlib, io\nfrom server.cli import main\n"
+    code = ("import sys, contextlib, io\nfrom selfcritic.cli import main\n"
             "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
             "    main(['--help'])\nprint('vllm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -9,7 +9,7 @@ import pytest
 
 from critic_loop.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL
 from critic_loop.model_store import MARKER, model_dir
-from server.cli import main
+from selfcritic.cli import main
 
 
 def listing(capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from critic_loop.engine import SamplingOptions
 from critic_loop.engines.scripted import ScriptedEngine, echo_responder
 from critic_loop.generation_defaults import GenerationDefaults, resolve_generation_config
-from server.cli import build_parser, settings_from_args
+from selfcritic.cli import build_parser
+from server.cli import settings_from_args
 from server.model_defaults import sampling_defaults
 from server.settings import ServerSettings
 
