@@ -11,8 +11,8 @@ import pytest
 
 from selfcritic.cli import build_parser, main
 from server.cli import check_engine_args, reserved_engine_flags, settings_from_args
+from server.edge.middleware import RequestIdFilter, request_id_var
 from server.logging_setup import JsonFormatter
-from server.request_context import RequestIdFilter, request_id_var
 
 
 @pytest.mark.parametrize("argv", [[], ["serve"], ["critique"], ["models"],
