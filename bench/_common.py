@@ -143,7 +143,7 @@ def start_vllm(model_dir: str, served_name: str, eager: bool, name: str = "vllm"
 
 def default_model_dir() -> tuple[str, str]:
     """The default model's directory and served name (built once by the model store)."""
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.model_store import resolve_model
 
     model = resolve_model(TEST_MODEL)
     return str(model.path), model.served_name

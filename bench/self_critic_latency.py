@@ -224,7 +224,7 @@ class InProcessRuns:
 
 
 async def run_in_process(args: argparse.Namespace) -> dict[str, Any]:
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
+    from critic_loop.runtime.engines.vllm_async import EngineConfig, VLLMEngine
 
     model_dir, served = default_model_dir()
     engine = VLLMEngine.start(EngineConfig(model=model_dir, served_name=served,

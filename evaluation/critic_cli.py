@@ -77,8 +77,8 @@ def run_critic(args: argparse.Namespace) -> int:
 
 async def _evaluate_on_vllm(args: argparse.Namespace, pairs: list[PreferencePair]
                             ) -> tuple[CriticReport, list[PairVerdicts]]:
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.engines.vllm_async import EngineConfig, VLLMEngine
+    from critic_loop.runtime.model_store import resolve_model
     from evaluation.critic_eval import judge_pairs, score
 
     model = resolve_model(args.model)

@@ -244,8 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import vllm
 
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.engines.vllm_async import EngineConfig, VLLMEngine
+    from critic_loop.runtime.model_store import resolve_model
 
     model = resolve_model(args.model)
     engine = VLLMEngine.start(EngineConfig(model=str(model.path), served_name=model.served_name,

@@ -47,8 +47,8 @@ logger = logging.getLogger(__name__)
 def start_vllm_engine(settings: ServerSettings) -> tuple[Engine, ServerSettings]:
     """Resolve the model (building the default once) and start vLLM on it; return the
     engine and the settings with the model's own serving defaults applied."""
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.engines.vllm_async import EngineConfig, VLLMEngine
+    from critic_loop.runtime.model_store import resolve_model
 
     model = resolve_model(settings.model, served_name=settings.served_model_name)
     settings = with_model_defaults(settings, model.path)
@@ -65,7 +65,7 @@ def start_vllm_engine(settings: ServerSettings) -> tuple[Engine, ServerSettings]
 async def start_upstream_engine(settings: ServerSettings) -> Engine:
     """An engine over the `--upstream` servers; no model runs in this process. All calls
     of one HTTP request go to one upstream (keyed by the request id)."""
-    from critic_loop.engines.upstream import UpstreamConfig, UpstreamEngine
+    from critic_loop.runtime.engines.upstream import UpstreamConfig, UpstreamEngine
     from server.edge.middleware import request_id_var
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every upstream call

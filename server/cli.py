@@ -103,7 +103,7 @@ def check_engine_args(settings: ServerSettings) -> str | None:
     if settings.upstream:
         return ("vLLM engine arguments configure the engine in this process, and with "
                 f"--upstream none runs here: {' '.join(settings.vllm_args)}")
-    from critic_loop.engines.vllm_args import EngineArgumentError, parse_engine_args
+    from critic_loop.runtime.engines.vllm_args import EngineArgumentError, parse_engine_args
 
     try:
         parse_engine_args(settings.vllm_args, reserved_engine_flags())
@@ -115,7 +115,7 @@ def check_engine_args(settings: ServerSettings) -> str | None:
 def serve_help(parser: argparse.ArgumentParser, keyword: str = "") -> str:
     """Our serve flags, then vLLM's engine arguments (all, or those matching `keyword`:
     a config group such as ParallelConfig, or part of a flag, as `vllm serve --help=`)."""
-    from critic_loop.engines.vllm_args import engine_help
+    from critic_loop.runtime.engines.vllm_args import engine_help
 
     ours = _subparser(parser, "serve").format_help()
     engine = engine_help(keyword or None, reserved_engine_flags())
@@ -164,7 +164,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 def _run_prepare(args: argparse.Namespace) -> int:
     configure_logging()
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.model_store import resolve_model
 
     try:
         model = resolve_model(args.model)

