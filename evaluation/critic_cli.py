@@ -77,14 +77,11 @@ def run_critic(args: argparse.Namespace) -> int:
 
 async def _evaluate_on_vllm(args: argparse.Namespace, pairs: list[PreferencePair]
                             ) -> tuple[CriticReport, list[PairVerdicts]]:
-    from critic_loop.runtime.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.runtime.model_store import resolve_model
+    from critic_loop.runtime.engines.vllm_async import VLLMEngine
     from evaluation.critic_eval import judge_pairs, score
 
-    model = resolve_model(args.model)
-    engine = VLLMEngine.start(EngineConfig(
-        model=str(model.path), served_name=model.served_name,
-        max_model_len=args.max_model_len, enforce_eager=not args.compile, seed=args.seed))
+    engine = VLLMEngine.from_model(args.model, max_model_len=args.max_model_len,
+                                   enforce_eager=not args.compile, seed=args.seed)
     try:
         verdicts = await judge_pairs(engine, pairs, mode=args.judge, max_tokens=args.max_tokens,
                                      seed=args.seed)
