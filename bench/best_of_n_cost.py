@@ -57,13 +57,13 @@ class Recorder:
 
 
 def _all_cores() -> dict[str, str]:
-    from critic_loop.engines.cpu_runtime import BIND_VARIABLE, cpu_list
+    from critic_loop.runtime.engines.cpu_runtime import BIND_VARIABLE, cpu_list
 
     return {BIND_VARIABLE: cpu_list(sorted(os.sched_getaffinity(0)))}
 
 
 def _preload() -> dict[str, str]:
-    from critic_loop.engines.cpu_runtime import find_preload_libraries
+    from critic_loop.runtime.engines.cpu_runtime import find_preload_libraries
 
     return {"LD_PRELOAD": ":".join(find_preload_libraries())}
 
@@ -103,7 +103,7 @@ def parse_variant(text: str) -> dict[str, Any]:
     """DTYPE[:blockN][:answer][:eager|:compiled][:bind-auto|:bind-all][:preload|:nopreload]
     [:agreement|:confidence][:waveN] -> engine dtype, KV block size, merge mode, whether
     the engine compiles (None: the --compiled flag decides), the environment its engine
-    starts with (the CPU thread binding, LD_PRELOAD; unset: `critic_loop.engines.cpu_runtime`
+    starts with (the CPU thread binding, LD_PRELOAD; unset: `critic_loop.runtime.engines.cpu_runtime`
     decides) and adaptive sampling (`critic_loop.adaptive`; waveN implies agreement)."""
     dtype, *options = text.split(":")
     variant: dict[str, Any] = {"name": text, "dtype": dtype, "block_size": None,
@@ -130,8 +130,8 @@ def parse_variant(text: str) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.engines.vllm_async import VLLMEngine
+    from critic_loop.runtime.model_store import resolve_model
 
     model = resolve_model(args.model)
     variants = [parse_variant(v) for v in args.variants]
@@ -146,9 +146,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             continue
         started = time.monotonic()
         with engine_environment(v["env"]):
-            engine = VLLMEngine.start(EngineConfig(
-                model=str(model.path), served_name=model.served_name, dtype=v["dtype"],
-                block_size=v["block_size"], enforce_eager=v["eager"]))
+            engine = VLLMEngine.from_model(model, dtype=v["dtype"], block_size=v["block_size"],
+                                           enforce_eager=v["eager"])
         await engine.warm_up()
         v["start_s"] = round(time.monotonic() - started, 1)
         engines[v["name"]] = engines[key] = Recorder(engine)

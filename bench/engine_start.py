@@ -3,7 +3,7 @@ with `--serve`, how the built-in models compare as a served model.
 
 Each repeat starts a model's engine in this process (`--model`, default the default
 model), warms it up, and closes it; a compiled start on a CPU reuses the previous start's
-inductor cache (`critic_loop/engines/compile_cache.py`), so the first repeat on a machine
+inductor cache (`critic_loop/runtime/engines/compile_cache.py`), so the first repeat on a machine
 shows the cold cost and the later ones the warm one. Run it alone: starts are CPU-bound.
 
 `--serve` starts `selfcritic serve --model M` for each `--model`, interleaved (A, B, A,
@@ -54,13 +54,11 @@ CHAT_QUESTION = "Explain in a few sentences how a hash table works."
 
 async def start_once(eager: bool, model_spec: str = "default") -> tuple[float, float]:
     """Seconds to start the engine, and to warm it up."""
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.engines.vllm_async import EngineConfig, VLLMEngine
 
-    model = resolve_model(model_spec)
+    config = EngineConfig.for_model(model_spec, enforce_eager=eager)  # built before the clock
     started = time.monotonic()
-    engine = VLLMEngine.start(EngineConfig(model=str(model.path), served_name=model.served_name,
-                                           enforce_eager=eager))
+    engine = VLLMEngine.start(config)
     ready = time.monotonic()
     await engine.warm_up()
     warm = time.monotonic()

@@ -45,7 +45,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # bench/ is not a package: its folder is on sys.path
     Server,
-    default_model_dir,
     http_client,
     machine,
     md_table,
@@ -54,6 +53,8 @@ from _common import (  # bench/ is not a package: its folder is on sys.path
     start_selfcritic,
     write_results,
 )
+
+from critic_loop.builtin_models import TEST_MODEL
 
 logger = logging.getLogger("bench.self_critic_latency")
 
@@ -224,11 +225,9 @@ class InProcessRuns:
 
 
 async def run_in_process(args: argparse.Namespace) -> dict[str, Any]:
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
+    from critic_loop.runtime.engines.vllm_async import VLLMEngine
 
-    model_dir, served = default_model_dir()
-    engine = VLLMEngine.start(EngineConfig(model=model_dir, served_name=served,
-                                           enforce_eager=not args.compiled, seed=0))
+    engine = VLLMEngine.from_model(TEST_MODEL, enforce_eager=not args.compiled, seed=0)
     try:
         await engine.warm_up()
         runs = InProcessRuns(engine, args)

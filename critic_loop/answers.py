@@ -1,7 +1,7 @@
 """One answer extractor and its graders: the final answer a response gives, and whether it is right.
 
-Answer-aware selection (`self_critic.merge: "answer"`), the evaluation harness and the
-trainer's verifiable rewards read answers here, so all three agree on what a response said.
+Answer-aware selection (`self_critic.merge: "answer"`, the vote and confidence selectors)
+and the evaluation harness read answers here, so both agree on what a response said.
 The convention is that the final answer comes *last* (the last `\\boxed{}`, the last number,
 the last stated choice): chatty models restate the question's numbers before answering.
 """

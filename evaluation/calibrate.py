@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from critic_loop.model_store import resolve_model
+from critic_loop.runtime.model_store import resolve_model
 from critic_loop.selection.calibration import Calibration, write_calibration
 from evaluation.dataset import Fields
 from evaluation.local_server import local_server

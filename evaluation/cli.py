@@ -1,7 +1,9 @@
-"""`selfcritic eval policy`, `eval grade` and `eval make-tasks`: their flags and their output.
+"""`selfcritic eval`: the group, and its `policy`, `grade` and `make-tasks` commands.
 
-`add_eval_parsers` hangs them under `selfcritic eval` (trainer/cli.py owns that parser);
-this is the layer that writes results to stdout, everything else logs.
+`add_parser` hangs the group on the `selfcritic` parser (selfcritic/cli.py) with every
+evaluation under it: `critic` and `curve` (evaluation/critic_cli.py), `policy`, `grade`
+and `make-tasks` (here), `select` and `calibrate` (evaluation/select_cli.py). This is the
+layer that writes results to stdout, everything else logs.
 """
 
 from __future__ import annotations
@@ -45,6 +47,23 @@ examples:
   selfcritic eval policy --data gsm8k.jsonl --grader numeric --reference-pattern '####\\s*(.+)' \\
       --url http://127.0.0.1:8001 --model Qwen/Qwen2.5-0.5B-Instruct --strategies greedy,majority
 """
+
+
+def add_parser(subparsers: Any) -> None:
+    """`selfcritic eval WHAT`, every evaluation under it."""
+    from evaluation.critic_cli import add_parsers as add_critic_parsers
+    from evaluation.select_cli import add_select_parsers
+
+    group = subparsers.add_parser(
+        "eval", help="Evaluate a critic on preference pairs, or answer strategies on "
+                     "verifiable questions (eval policy).",
+        description="Evaluate models on held-out data: a critic on preference pairs, or "
+                    "answer strategies (greedy, majority, self-critic) on verifiable questions.")
+    group.set_defaults(cli_log_level="info")
+    sub = group.add_subparsers(dest="what", metavar="WHAT", required=True)
+    add_critic_parsers(sub)  # `critic` and `curve`
+    add_eval_parsers(sub)
+    add_select_parsers(sub)  # `select` and `calibrate`
 
 
 def add_eval_parsers(sub: Any) -> None:
@@ -158,10 +177,6 @@ def add_eval_parsers(sub: Any) -> None:
     tasks.add_argument("--train", type=int, default=200, help="train questions")
     tasks.add_argument("--heldout", type=int, default=100, help="held-out questions")
     tasks.set_defaults(run=run_make_tasks)
-
-    from evaluation.select_cli import add_select_parsers
-
-    add_select_parsers(sub)  # `select` and `calibrate`
 
 
 def run_policy(args: argparse.Namespace) -> int:

@@ -16,7 +16,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -39,9 +40,64 @@ def serve_command(model: str, seed: int, max_candidates: int,
                   extra_args: Sequence[str] = ()) -> list[str]:
     """The `selfcritic serve` command line for `model` on a loopback port of its choosing."""
     limit = str(max(16, max_candidates))
-    return [sys.executable, "-m", "server.cli", "serve", "--model", model,
+    return [sys.executable, "-m", "selfcritic", "serve", "--model", model,
             "--host", "127.0.0.1", "--port", "0", "--enforce-eager", "--seed", str(seed),
             "--max-n", limit, "--max-candidates", limit, *extra_args]
+
+
+@dataclass
+class ServerProcess:
+    """A server started by `launch`: its URL, its process (the leader of a process group
+    of its own) and its log."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    name: str = "server"
+    started_s: float = 0.0
+    """Seconds from launch until /health answered 200."""
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log()[-chars:]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int | None:
+        """Signal the server's process group (only what we started; vLLM's engine
+        processes included), SIGKILL it if it lingers; the exit status."""
+        stop(self.process, sig, timeout_s)
+        return self.process.returncode
+
+
+def launch(argv: Sequence[str], log_path: Path, *, url: str | None = None,
+           env: Mapping[str, str] | None = None, cwd: Path | None = None,
+           name: str = "server", start_timeout_s: float = 900.0,
+           health_headers: dict[str, str] | None = None, interval_s: float = 0.5,
+           health_path: str = "/health") -> ServerProcess:
+    """Start `argv` in a process group of its own, logging to `log_path`, and wait until
+    its `health_path` answers 200. `url`: where it listens (a server told its port); None for
+    `selfcritic serve --port 0`, whose bound URL is read from its log. On failure the
+    group is stopped and a RuntimeError carries the log's tail."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log_path, "w") as log:  # the child holds its own copy of the descriptor
+        process = subprocess.Popen(list(argv), cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+                                   start_new_session=True)
+    logger.info("starting %s (pid %d, log %s)", name, process.pid, log_path)
+    try:
+        server = ServerProcess(url or bound_url(process, log_path), process, log_path, name)
+        if not wait_healthy(server.url, process, server.log_tail, start_timeout_s,
+                            health_headers, interval_s, health_path):
+            raise RuntimeError(f"{name} not healthy after {start_timeout_s:.0f} s; last log "
+                               f"lines:\n{_tail(log_path)}")
+    except BaseException:
+        stop(process)
+        raise
+    server.started_s = time.monotonic() - started
+    logger.info("%s healthy at %s after %.0f s", name, server.url, server.started_s)
+    return server
 
 
 @contextlib.contextmanager
@@ -49,24 +105,12 @@ def local_server(model: str, log_path: Path, *, seed: int = 0, max_candidates: i
                  extra_args: Sequence[str] = (), start_timeout_s: float = 900.0
                  ) -> Iterator[str]:
     """Serve `model`, yield its base URL once healthy, and stop it on the way out."""
-    argv = serve_command(model, seed, max_candidates, extra_args)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                                   start_new_session=True)
-        logger.info("starting selfcritic serve --model %s (pid %d, log %s)",
-                    model, process.pid, log_path)
-        try:
-            start = time.monotonic()
-            url = bound_url(process, log_path)
-            if not wait_healthy(url, process, lambda: _tail(log_path), start_timeout_s):
-                raise RuntimeError(f"selfcritic serve not healthy after {start_timeout_s:.0f} "
-                                   f"s; last log lines:\n{_tail(log_path)}")
-            logger.info("server healthy at %s after %.0f s", url, time.monotonic() - start)
-            yield url
-        finally:
-            stop(process)
+    server = launch(serve_command(model, seed, max_candidates, extra_args), log_path,
+                    name=f"selfcritic serve --model {model}", start_timeout_s=start_timeout_s)
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def bound_url(process: subprocess.Popen, log_path: Path, timeout_s: float = 120) -> str:
@@ -87,15 +131,16 @@ def bound_url(process: subprocess.Popen, log_path: Path, timeout_s: float = 120)
 
 
 def wait_healthy(url: str, process: subprocess.Popen, log: Callable[[], str], timeout_s: float,
-                 headers: dict[str, str] | None = None, interval_s: float = 0.5) -> bool:
-    """Poll `url`/health until it answers 200 (True) or `timeout_s` passes (False); raise
-    with the log's tail if the process exits first."""
+                 headers: dict[str, str] | None = None, interval_s: float = 0.5,
+                 path: str = "/health") -> bool:
+    """Poll `url` + `path` until it answers 200 (True) or `timeout_s` passes (False);
+    raise with the log's tail if the process exits first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url} exited with {process.returncode}:\n{log()[-4000:]}")
         try:
-            if httpx.get(url + "/health", headers=headers, timeout=2).status_code == 200:
+            if httpx.get(url + path, headers=headers, timeout=2).status_code == 200:
                 return True
         except httpx.HTTPError:
             pass
@@ -103,19 +148,20 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Callable[[], str], ti
     return False
 
 
-def stop(process: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    """SIGTERM the server's process group (only what we started); SIGKILL if it lingers."""
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> None:
+    """Signal the process group of `process` (a session leader we started); SIGKILL the
+    group if it lingers."""
     if process.poll() is not None:
         return
     try:
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, sig)
         process.wait(timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     except ProcessLookupError:
         pass
-    logger.info("stopped the server (exit %s)", process.returncode)
+    logger.info("stopped pid %d (exit %s)", process.pid, process.returncode)
 
 
 def _tail(path: Path, lines: int = 30) -> str:

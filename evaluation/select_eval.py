@@ -1,6 +1,6 @@
 """`eval select` end to end: sampled candidates in, every strategy's pick graded, report out.
 
-The judge runs on the served model through `critic_loop.engines.upstream` (the engine
+The judge runs on the served model through `critic_loop.runtime.engines.upstream` (the engine
 `selfcritic serve --upstream` uses), so judge prompts are rendered with the model's own
 tokenizer and sent as token ids, exactly as in the server; deterministic judgments are
 generated once and replayed to every strategy that asks them (`evaluation.judge_cache`).
@@ -21,7 +21,7 @@ import httpx
 from tqdm import tqdm
 
 from critic_loop.engine import Engine, EngineError
-from critic_loop.engines.upstream import UpstreamConfig, UpstreamEngine
+from critic_loop.runtime.engines.upstream import UpstreamConfig, UpstreamEngine
 from evaluation.candidate_grader import CandidateGrader, grader_for
 from evaluation.candidates import CandidatesError, CandidateSet, load_candidates
 from evaluation.client import ChatClient

@@ -244,12 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import vllm
 
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.engines.vllm_async import VLLMEngine
 
-    model = resolve_model(args.model)
-    engine = VLLMEngine.start(EngineConfig(model=str(model.path), served_name=model.served_name,
-                                           enforce_eager=args.eager, seed=0))
+    engine = VLLMEngine.from_model(args.model, enforce_eager=args.eager, seed=0)
 
     async def run() -> list[dict[str, Any]]:
         try:
@@ -259,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     records = asyncio.run(run())
     carried = carry_labels(records, args.out)
-    header = {"corpus": "verdicts", "model": model.served_name, "vllm": vllm.__version__,
+    header = {"corpus": "verdicts", "model": engine.model_name, "vllm": vllm.__version__,
               "collected": datetime.date.today().isoformat(), "seed": args.seed,
               "eager": args.eager, "seeded_samples": args.seeded_samples,
               "pairs": len(PAIRS), "command": "scripts/collect_verdict_corpus.py"}

@@ -61,7 +61,7 @@ fi
 step "Checking the install"
 .venv/bin/python - <<'PY'
 import importlib
-for name in ("transformers", "vllm", "server.cli", "critic_loop"):
+for name in ("transformers", "vllm", "selfcritic.cli", "critic_loop"):
     importlib.import_module(name)
 print("setup: imports ok")
 PY

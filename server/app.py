@@ -47,25 +47,24 @@ logger = logging.getLogger(__name__)
 def start_vllm_engine(settings: ServerSettings) -> tuple[Engine, ServerSettings]:
     """Resolve the model (building the default once) and start vLLM on it; return the
     engine and the settings with the model's own serving defaults applied."""
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.engines.vllm_async import VLLMEngine
+    from critic_loop.runtime.model_store import resolve_model
 
     model = resolve_model(settings.model, served_name=settings.served_model_name)
     settings = with_model_defaults(settings, model.path)
-    return VLLMEngine.start(EngineConfig(
-        model=str(model.path), served_name=model.served_name,
-        max_model_len=settings.max_model_len, dtype=settings.dtype,
+    return VLLMEngine.from_model(
+        model, max_model_len=settings.max_model_len, dtype=settings.dtype,
         enforce_eager=settings.enforce_eager, seed=settings.seed,
         max_num_seqs=settings.max_num_seqs,
         gpu_memory_utilization=settings.gpu_memory_utilization,
         generation_config=settings.generation_config,
-        engine_args=tuple(settings.vllm_args))), settings
+        engine_args=tuple(settings.vllm_args)), settings
 
 
 async def start_upstream_engine(settings: ServerSettings) -> Engine:
     """An engine over the `--upstream` servers; no model runs in this process. All calls
     of one HTTP request go to one upstream (keyed by the request id)."""
-    from critic_loop.engines.upstream import UpstreamConfig, UpstreamEngine
+    from critic_loop.runtime.engines.upstream import UpstreamConfig, UpstreamEngine
     from server.edge.middleware import request_id_var
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every upstream call

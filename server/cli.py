@@ -1,4 +1,5 @@
-"""The `selfcritic` command: serve, critique, models, prepare-model, train, eval, bench.
+"""The server's subcommands of `selfcritic` (selfcritic/cli.py): serve, prepare-model,
+critique and models.
 
 Every `serve` flag is generated from `ServerSettings`, so each has its `SELFCRITIC_`
 environment twin and the same help text. Flags win over the environment. Any other
@@ -21,33 +22,9 @@ from server.settings import ServerSettings
 logger = logging.getLogger("selfcritic")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["train"], ["eval"]):  # their own parsers, --help included
-        return _run_trainer(argparse.Namespace(command=argv[0], rest=argv[1:]))
-    parser = build_parser()
-    if argv[:1] == ["serve"] and (keyword := _help_keyword(argv[1:])) is not None:
-        sys.stdout.write(serve_help(parser, keyword))
-        raise SystemExit(0)
-    # Our flags first; what they leave is vLLM's engine arguments (serve only)
-    args, engine_args = parser.parse_known_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 2
-    if engine_args and args.command != "serve":
-        parser.error(f"unrecognized arguments: {' '.join(engine_args)}")
-    args.engine_args = engine_args
-    return int(args.run(args) or 0)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="selfcritic",
-        description="Test-time self-critic inference server: best-of-N answers picked by "
-                    "the same model judging them pairwise in a knockout.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    serve = sub.add_parser(
+def add_parser(subparsers: Any) -> None:
+    """The server's subcommands: serve, prepare-model, critique and models."""
+    serve = subparsers.add_parser(
         "serve", help="Serve the OpenAI-compatible API.", allow_abbrev=False,
         description="Serve the OpenAI-compatible API. Each selfcritic flag can also be set as "
                     "SELFCRITIC_<FLAG> in the environment. Every other argument is a vLLM "
@@ -55,10 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "Where both have a flag (--model, --dtype, --seed, --max-model-len, ...), "
                     "selfcritic's is the one used, and it is passed on to vLLM.")
     add_settings_flags(serve, ServerSettings)
-    serve.set_defaults(run=_run_serve)
+    serve.set_defaults(run=_run_serve, takes_engine_args=True)
 
-    prepare = sub.add_parser("prepare-model", help="Build a built-in model's directory "
-                             "(or check a local one) and print its path.")
+    prepare = subparsers.add_parser("prepare-model", help="Build a built-in model's directory "
+                                    "(or check a local one) and print its path.")
     prepare.add_argument("--model", default="default", help="A built-in model ('default', "
                          "or a name `selfcritic models` lists) or a local directory.")
     prepare.set_defaults(run=_run_prepare)
@@ -66,21 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     from server.critique_cli import add_critique_parser
     from server.models_cli import add_models_parser
 
-    add_critique_parser(sub)
-    add_models_parser(sub)
+    add_critique_parser(subparsers)
+    add_models_parser(subparsers)
 
-    for name, summary in (("train", "Train a critic with GRPO from a YAML recipe."),
-                          ("eval", "Evaluate a critic on preference pairs, or answer "
-                                   "strategies on verifiable questions (eval policy).")):
-        passthrough = sub.add_parser(name, help=summary, add_help=False)
-        passthrough.add_argument("rest", nargs=argparse.REMAINDER)
-        passthrough.set_defaults(run=_run_trainer)
 
-    bench = sub.add_parser("bench", help="Run a benchmark from bench/ (see bench/README.md).",
-                           add_help=False)
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
-    bench.set_defaults(run=_run_bench)
-    return parser
+def print_serve_help_if_asked(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """`serve -h` / `serve --help=KEYWORD`: our flags and vLLM's, then exit 0."""
+    if (keyword := _help_keyword(argv)) is not None:
+        sys.stdout.write(serve_help(parser, keyword))
+        raise SystemExit(0)
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, settings: type[ServerSettings]) -> None:
@@ -132,7 +103,7 @@ def check_engine_args(settings: ServerSettings) -> str | None:
     if settings.upstream:
         return ("vLLM engine arguments configure the engine in this process, and with "
                 f"--upstream none runs here: {' '.join(settings.vllm_args)}")
-    from critic_loop.engines.vllm_args import EngineArgumentError, parse_engine_args
+    from critic_loop.runtime.engines.vllm_args import EngineArgumentError, parse_engine_args
 
     try:
         parse_engine_args(settings.vllm_args, reserved_engine_flags())
@@ -144,7 +115,7 @@ def check_engine_args(settings: ServerSettings) -> str | None:
 def serve_help(parser: argparse.ArgumentParser, keyword: str = "") -> str:
     """Our serve flags, then vLLM's engine arguments (all, or those matching `keyword`:
     a config group such as ParallelConfig, or part of a flag, as `vllm serve --help=`)."""
-    from critic_loop.engines.vllm_args import engine_help
+    from critic_loop.runtime.engines.vllm_args import engine_help
 
     ours = _subparser(parser, "serve").format_help()
     engine = engine_help(keyword or None, reserved_engine_flags())
@@ -193,7 +164,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 def _run_prepare(args: argparse.Namespace) -> int:
     configure_logging()
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.model_store import resolve_model
 
     try:
         model = resolve_model(args.model)
@@ -202,25 +173,3 @@ def _run_prepare(args: argparse.Namespace) -> int:
         return 1
     sys.stdout.write(f"{model.path}\n")
     return 0
-
-
-def _run_trainer(args: argparse.Namespace) -> int:
-    configure_logging()
-    try:
-        from trainer import cli as trainer_cli
-    except ImportError as exc:
-        logger.error("Training needs the train extra: pip install 'selfcritic[train]' (%s)", exc)
-        return 1
-    entry = trainer_cli.train_main if args.command == "train" else trainer_cli.eval_main
-    return int(entry(args.rest) or 0)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    configure_logging()
-    from server.bench_cli import run_bench
-
-    return run_bench(args.rest)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

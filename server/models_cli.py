@@ -11,8 +11,8 @@ from typing import Any
 
 from critic_loop.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL, BuiltinModel
 from critic_loop.generation_defaults import GenerationDefaults
-from critic_loop.gguf_source import installed
-from critic_loop.model_store import is_materialised, model_dir, selfcritic_home
+from critic_loop.runtime.gguf_source import installed
+from critic_loop.runtime.model_store import is_materialised, model_dir, selfcritic_home
 
 COLUMNS = ("name", "parameters", "licence", "quantisation", "materialised", "packages", "path")
 

@@ -43,7 +43,7 @@ def build_tiny_vlm(out_dir: str | Path) -> Path:
         LlavaProcessor,
     )
 
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.model_store import resolve_model
 
     out = Path(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(TEST_MODEL).path)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from critic_loop.judge_prompt import JUDGE_INSTRUCTION, JudgeMode, judge_text
-from critic_loop.model_store import make_readable, swap_into_place
+from critic_loop.runtime.model_store import make_readable, swap_into_place
 
 logger = logging.getLogger(__name__)
 

@@ -1,12 +1,22 @@
-"""Training recipes: a YAML file of `Recipe` fields, overridable with `--set key=value`.
+"""Training recipes: a YAML file of our own fields plus a `grpo:` section for TRL.
 
-Experiment settings live in `recipes/*.yaml`, not in code. Every field carries `help`
-metadata (shown by `selfcritic train --help`); invalid values name the allowed ones.
+Experiment settings live in `recipes/*.yaml`, not in code. A recipe has two parts:
+
+- our fields (`Recipe`): the model, the data, the rewards, LoRA, the output, the time
+  budget; each carries `help` metadata (shown by `selfcritic train --help`);
+- `grpo:`: TRL's own `GRPOConfig` fields, passed through as `GRPOConfig(**grpo)`, so any
+  field TRL has is settable and none is copied here. `GRPO_DEFAULTS` holds our defaults
+  for the ones a critic run cares about.
+
+`--set key=value` overrides either part (`--set grpo.beta=0.02`, or `--set beta=0.02`
+for a GRPOConfig field). The older flat layout (GRPOConfig fields at the top level,
+others under `extra_args:`) still loads. Invalid values name the allowed ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +33,50 @@ class RecipeError(ValueError):
     """A recipe file or override is invalid; the message says what is allowed."""
 
 
+GRPO_SECTION = "grpo"
+LEGACY_EXTRA = "extra_args"
+"""The flat layout's pass-through section, read into `grpo`."""
+
+GRPO_DEFAULTS: dict[str, Any] = {
+    "num_generations": 8,                # completions sampled per prompt (the GRPO group)
+    "per_device_train_batch_size": 8,    # completions per device per optimiser micro-step
+    "gradient_accumulation_steps": 1,
+    "num_iterations": 1,                 # optimisation passes per generated batch (μ)
+    "max_steps": -1,                     # -1: run num_train_epochs
+    "num_train_epochs": 1.0,
+    "learning_rate": 1e-6,
+    "lr_scheduler_type": "constant",
+    "warmup_steps": 0.0,                 # a float < 1 is a fraction of the run
+    "weight_decay": 0.01,
+    "max_grad_norm": 1.0,
+    "beta": 0.01,                        # KL coefficient (0: no reference model)
+    "epsilon": 0.2,                      # PPO clipping range
+    "loss_type": "dapo",
+    "scale_rewards": "group",
+    "temperature": 1.0,                  # rollout sampling
+    "top_p": 0.99,
+    "max_completion_length": 2048,       # longest judge output sampled, in tokens
+    "bf16": True,                        # mixed precision (float32 on a CPU without bf16)
+    "use_cpu": False,
+    "gradient_checkpointing": False,
+    "use_vllm": False,                   # vLLM rollouts (GPU)
+    "vllm_mode": "colocate",
+    "vllm_gpu_memory_utilization": 0.3,
+    "save_steps": 50,
+    "save_total_limit": 2,
+    "logging_steps": 1,
+}
+"""Our defaults for TRL's `GRPOConfig` fields; every other field keeps TRL's default."""
+
+GRPO_CHOICES: dict[str, tuple[str, ...]] = {
+    "loss_type": ("grpo", "dr_grpo", "dapo", "bnpo"),
+    "lr_scheduler_type": ("constant", "linear", "cosine", "constant_with_warmup"),
+    "scale_rewards": ("group", "batch", "none"),
+    "vllm_mode": ("colocate", "server"),
+}
+"""The GRPOConfig values this trainer supports, checked when the recipe loads."""
+
+
 def _f(default: Any, help: str, choices: tuple[Any, ...] = ()) -> Any:
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default),
@@ -32,7 +86,7 @@ def _f(default: Any, help: str, choices: tuple[Any, ...] = ()) -> Any:
 
 @dataclass
 class Recipe:
-    """Everything one GRPO critic run needs: model, data, rewards, optimiser, output."""
+    """Everything one GRPO critic run needs: model, data, rewards, TRL's config, output."""
 
     # -- model and data --------------------------------------------------------------
     model: str = _f(TEST_MODEL, "a built-in model name (`selfcritic models`), 'default', or a "
@@ -53,38 +107,11 @@ class Recipe:
     rewards: list[str] = _f(["preference", "format"], "reward functions by name",
                             tuple(REWARDS))
     reward_weights: list[float] = _f([0.9, 0.1], "one weight per reward")
-    # -- GRPO ------------------------------------------------------------------------
-    num_generations: int = _f(8, "completions sampled per prompt (the GRPO group)")
-    per_device_train_batch_size: int = _f(8, "completions per device per optimiser micro-step")
-    gradient_accumulation_steps: int = _f(1, "micro-steps per optimiser step")
-    num_iterations: int = _f(1, "optimisation passes over each generated batch (GRPO's μ)")
-    max_steps: int = _f(-1, "optimiser steps (-1: run num_train_epochs)")
-    num_train_epochs: float = _f(1.0, "passes over the data when max_steps is -1")
-    max_minutes: float | None = _f(None, "stop (and checkpoint) after this much wall time")
-    learning_rate: float = _f(1e-6, "AdamW learning rate")
-    lr_scheduler_type: str = _f("constant", "learning-rate schedule",
-                                ("constant", "linear", "cosine", "constant_with_warmup"))
-    warmup_steps: float = _f(0.0, "warm-up steps (a float < 1 is a fraction of the run)")
-    weight_decay: float = _f(0.01, "AdamW weight decay")
-    max_grad_norm: float = _f(1.0, "gradient clipping norm")
-    beta: float = _f(0.01, "KL coefficient against the reference model (0: no reference)")
-    epsilon: float = _f(0.2, "PPO clipping range")
-    loss_type: str = _f("dapo", "how token losses are aggregated",
-                        ("grpo", "dr_grpo", "dapo", "bnpo"))
-    scale_rewards: str = _f("group", "advantage scaling", ("group", "batch", "none"))
     pair_baseline: bool = _f(False, "fast mode: one GRPO group per pair in both orders (each "
                              "step holds both orders), so position cannot earn an advantage")
-    temperature: float = _f(1.0, "sampling temperature for rollouts")
-    top_p: float = _f(0.99, "nucleus sampling for rollouts")
-    max_completion_length: int = _f(2048, "longest judge output sampled, in tokens")
-    # -- precision, device, generation backend ---------------------------------------
-    bf16: bool = _f(True, "train in bfloat16 mixed precision")
-    use_cpu: bool = _f(False, "train on the CPU even if an accelerator is present")
-    gradient_checkpointing: bool = _f(False, "recompute activations to save memory")
+    # -- budget and device -----------------------------------------------------------
+    max_minutes: float | None = _f(None, "stop (and checkpoint) after this much wall time")
     cpu_threads: int | None = _f(None, "torch threads on the CPU (None: torch's default)")
-    use_vllm: bool = _f(False, "generate rollouts with vLLM (GPU)")
-    vllm_mode: str = _f("colocate", "vLLM beside the trainer or as a server", ("colocate", "server"))
-    vllm_gpu_memory_utilization: float = _f(0.3, "GPU memory share for colocated vLLM")
     # -- LoRA ------------------------------------------------------------------------
     lora: bool = _f(False, "train LoRA adapters (merged into the export) instead of all weights")
     lora_r: int = _f(16, "LoRA rank")
@@ -94,39 +121,37 @@ class Recipe:
     # -- output ----------------------------------------------------------------------
     output_dir: str = _f("runs/critic", "checkpoints, metrics.jsonl and train.log go here")
     export_dir: str | None = _f(None, "servable model directory (None: OUTPUT_DIR/final)")
-    save_steps: int = _f(50, "save a checkpoint every N steps")
-    save_total_limit: int | None = _f(2, "keep at most N checkpoints (None: all)")
-    logging_steps: int = _f(1, "log metrics every N steps")
     resume: bool = _f(True, "continue from the last complete checkpoint in output_dir")
-    extra_args: dict[str, Any] = _f({}, "any other GRPOConfig field, passed through as-is")
+    # -- TRL -------------------------------------------------------------------------
+    grpo: dict[str, Any] = _f(GRPO_DEFAULTS, "TRL GRPOConfig fields, passed as "
+                              "GRPOConfig(**grpo) (unset: GRPO_DEFAULTS, then TRL's)")
 
     def __post_init__(self) -> None:
+        self.grpo = {**GRPO_DEFAULTS, **self.grpo}
         for f in dataclasses.fields(self):
-            value, choices = getattr(self, f.name), f.metadata.get("choices", ())
-            wrong = [v for v in (value if isinstance(value, list) else [value])
-                     if choices and v not in choices]
-            if wrong:
-                raise RecipeError(f"{f.name}: {wrong[0]!r} is not allowed; "
-                                  f"allowed: {', '.join(map(str, choices))}")
+            _check_choice(f.name, getattr(self, f.name), f.metadata.get("choices", ()))
+        for name, choices in GRPO_CHOICES.items():
+            _check_choice(f"{GRPO_SECTION}.{name}", self.grpo[name], choices)
         if len(self.rewards) != len(self.reward_weights):
             raise RecipeError(f"reward_weights needs one weight per reward: {len(self.rewards)} "
                               f"rewards, {len(self.reward_weights)} weights")
+        grpo = self.grpo
         for name in ("num_generations", "per_device_train_batch_size",
                      "gradient_accumulation_steps", "max_completion_length", "save_steps"):
-            if getattr(self, name) < 1:
-                raise RecipeError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_generations < 2:
+            if grpo[name] < 1:
+                raise RecipeError(f"{name} must be >= 1, got {grpo[name]}")
+        if grpo["num_generations"] < 2:
             raise RecipeError("num_generations must be >= 2: GRPO compares samples in a group")
-        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
-        if batch % self.num_generations:
+        batch = grpo["per_device_train_batch_size"] * grpo["gradient_accumulation_steps"]
+        if batch % grpo["num_generations"]:
             raise RecipeError(
                 f"per_device_train_batch_size × gradient_accumulation_steps ({batch}) must be a "
-                f"multiple of num_generations ({self.num_generations})")
-        if self.pair_baseline and (self.judge_mode != "fast" or self.max_completion_length != 1
-                                   or (batch // self.num_generations) % 2):
+                f"multiple of num_generations ({grpo['num_generations']})")
+        if self.pair_baseline and (self.judge_mode != "fast" or grpo["max_completion_length"] != 1
+                                   or (batch // grpo["num_generations"]) % 2):
             raise RecipeError("pair_baseline needs judge_mode fast, max_completion_length 1 "
                               "and an even number of prompts per step (both orders of a pair)")
-        if not 0 < self.top_p <= 1 or self.temperature <= 0 or self.learning_rate <= 0:
+        if not 0 < grpo["top_p"] <= 1 or grpo["temperature"] <= 0 or grpo["learning_rate"] <= 0:
             raise RecipeError("need 0 < top_p <= 1, temperature > 0 and learning_rate > 0")
 
     @property
@@ -134,8 +159,16 @@ class Recipe:
         """Where the servable export goes."""
         return Path(self.export_dir) if self.export_dir else Path(self.output_dir) / "final"
 
+    @property
+    def one_token(self) -> bool:
+        """The fast judge trained on one-token completions (trainer/one_token_grpo.py)."""
+        return self.judge_mode == "fast" and self.grpo["max_completion_length"] == 1
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_OWN_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name != GRPO_SECTION)
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] = ()) -> Recipe:
@@ -154,37 +187,107 @@ def load_recipe(path: str | Path | None, overrides: list[str] = ()) -> Recipe:
         if not sep or not key.strip():
             raise RecipeError(f"--set wants key=value, got {override!r}")
         value = yaml.safe_load(raw) if raw.strip() else None
-        key = key.strip()
-        if key.startswith("extra_args."):
-            values.setdefault("extra_args", {})
-            values["extra_args"] = {**values["extra_args"], key.split(".", 1)[1]: value}
+        section, dot, name = key.strip().partition(".")
+        if not (dot and section in (GRPO_SECTION, LEGACY_EXTRA)):
+            section, name = "", key.strip()
+        # the last word on a name wins, whichever layout said it before
+        for other in {"", GRPO_SECTION, LEGACY_EXTRA} - {section}:
+            if other:
+                (values.get(other) or {}).pop(name, None)
+            elif name not in _OWN_FIELDS:
+                values.pop(name, None)
+        if section:
+            values[section] = {**(values.get(section) or {}), name: value}
         else:
-            values[key] = value
+            values[name] = value
     return build_recipe(values)
 
 
 def build_recipe(values: dict[str, Any]) -> Recipe:
-    """A `Recipe` from plain values, each coerced to its field's type."""
+    """A `Recipe` from plain values, each coerced to its field's type.
+
+    GRPOConfig fields found at the top level or under `extra_args` (the flat layout) move
+    into the `grpo` section; the `grpo` section wins over both.
+    """
     hints = typing.get_type_hints(Recipe)
-    names = [f.name for f in dataclasses.fields(Recipe)]
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise RecipeError(f"unknown recipe field {unknown[0]!r}; allowed: {', '.join(names)}")
-    return Recipe(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+    ours = _OWN_FIELDS
+    grpo: dict[str, Any] = {}
+    for section in (LEGACY_EXTRA, GRPO_SECTION):
+        given = values.get(section) or {}
+        if not isinstance(given, dict):
+            raise RecipeError(f"{section}: a mapping of GRPOConfig field: value, got {given!r}")
+        grpo.update(given)
+    flat = {k: v for k, v in values.items() if k not in (LEGACY_EXTRA, GRPO_SECTION)}
+    unknown = sorted(set(flat) - set(ours) - set(GRPO_DEFAULTS))
+    trl_fields = grpo_config_fields() if unknown or set(grpo) - set(GRPO_DEFAULTS) else None
+    for key in unknown:
+        if trl_fields is None or key not in trl_fields:
+            raise RecipeError(f"unknown recipe field {key!r}; allowed: "
+                              f"{', '.join(ours)}, or a GRPOConfig field (under "
+                              f"{GRPO_SECTION}:){_close(key, trl_fields)}")
+    if trl_fields is not None:
+        for key in sorted(set(grpo) - trl_fields):
+            raise RecipeError(f"unknown GRPOConfig field {GRPO_SECTION}.{key}"
+                              f"{_close(key, trl_fields)}; allowed: {', '.join(sorted(trl_fields))}")
+    grpo = {**{k: v for k, v in flat.items() if k not in ours}, **grpo}
+    own = {k: _coerce(k, v, hints[k]) for k, v in flat.items() if k in ours}
+    typed = {k: _coerce(k, v, _default_type(k)) for k, v in grpo.items()}
+    return Recipe(**own, grpo=typed)
+
+
+def grpo_config_fields() -> frozenset[str] | None:
+    """Every field of TRL's `GRPOConfig`, or None when TRL is not installed (then TRL
+    itself checks the names when training builds the config)."""
+    try:
+        from trl import GRPOConfig
+    except ImportError:
+        return None
+    return frozenset(f.name for f in dataclasses.fields(GRPOConfig))
 
 
 def describe_fields() -> str:
     """One line per field with its default and help, for `--help`."""
     lines = []
     for f in dataclasses.fields(Recipe):
+        if f.name == GRPO_SECTION:
+            continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         choices = f.metadata.get("choices")
         extra = f" [{'|'.join(map(str, choices))}]" if choices else ""
         lines.append(f"  {f.name} (default {default!r}){extra}: {f.metadata['help']}")
+    lines.append(f"\n{GRPO_SECTION}: TRL's GRPOConfig, any of its fields (TRL's docs describe "
+                 f"them); our defaults:")
+    for name, default in GRPO_DEFAULTS.items():
+        choices = GRPO_CHOICES.get(name)
+        extra = f" [{'|'.join(choices)}]" if choices else ""
+        lines.append(f"  {GRPO_SECTION}.{name} (default {default!r}){extra}")
     return "\n".join(lines)
 
 
+def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    wrong = [v for v in (value if isinstance(value, list) else [value])
+             if choices and v not in choices]
+    if wrong:
+        raise RecipeError(f"{name}: {wrong[0]!r} is not allowed; "
+                          f"allowed: {', '.join(map(str, choices))}")
+
+
+def _close(key: str, names: frozenset[str] | None) -> str:
+    close = difflib.get_close_matches(key, sorted(names or ()), n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def _default_type(name: str) -> Any:
+    """A GRPOConfig value's type from our default (None is always allowed: TRL's
+    optional fields); a field without our default is taken as YAML read it."""
+    if name not in GRPO_DEFAULTS:
+        return typing.Any
+    return type(GRPO_DEFAULTS[name]) | None
+
+
 def _coerce(name: str, value: Any, hint: Any) -> Any:
+    if hint is typing.Any:
+        return value
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from critic_loop.judge_prompt import VERDICT_CHOICES
-from critic_loop.model_store import resolve_model
+from critic_loop.runtime.model_store import resolve_model
 from critic_loop.verdict_tokens import verdict_token_ids
 from evaluation.pairs import load_pairs
 from trainer.callbacks import MetricsLogger, QuietProgress, TimeBudget
 from trainer.data import to_grpo_dataset
 from trainer.export import export_model, judge_metadata
-from trainer.recipe import Recipe, RecipeError
+from trainer.recipe import GRPO_SECTION, Recipe, RecipeError
 from trainer.rewards import get_rewards
 
 logger = logging.getLogger(__name__)
@@ -42,33 +42,21 @@ class TrainResult:
 
 
 def grpo_config(recipe: Recipe) -> Any:
-    """TRL's `GRPOConfig` for `recipe` (`extra_args` last, so it can set anything)."""
+    """TRL's `GRPOConfig` from the recipe's `grpo` section, over the settings a critic run
+    always needs (the section last, so it can set anything)."""
     from trl import GRPOConfig
 
     args: dict[str, Any] = dict(
         output_dir=recipe.output_dir, seed=recipe.seed, data_seed=recipe.seed,
-        num_generations=recipe.num_generations,
-        per_device_train_batch_size=recipe.per_device_train_batch_size,
-        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        num_iterations=recipe.num_iterations, max_steps=recipe.max_steps,
-        num_train_epochs=recipe.num_train_epochs, learning_rate=recipe.learning_rate,
-        lr_scheduler_type=recipe.lr_scheduler_type, warmup_steps=recipe.warmup_steps,
-        weight_decay=recipe.weight_decay, max_grad_norm=recipe.max_grad_norm,
-        beta=recipe.beta, epsilon=recipe.epsilon, loss_type=recipe.loss_type,
-        scale_rewards=recipe.scale_rewards, temperature=recipe.temperature, top_p=recipe.top_p,
-        max_completion_length=recipe.max_completion_length,
-        reward_weights=list(recipe.reward_weights),
-        bf16=recipe.bf16, fp16=False, use_cpu=recipe.use_cpu,
-        gradient_checkpointing=recipe.gradient_checkpointing,
-        use_vllm=recipe.use_vllm, vllm_mode=recipe.vllm_mode,
-        vllm_gpu_memory_utilization=recipe.vllm_gpu_memory_utilization,
-        save_strategy="steps", save_steps=recipe.save_steps,
-        save_total_limit=recipe.save_total_limit, logging_steps=recipe.logging_steps,
+        reward_weights=list(recipe.reward_weights), fp16=False, save_strategy="steps",
         report_to="none", remove_unused_columns=False, disable_dropout=True,
         shuffle_dataset=not recipe.pair_baseline,
     )
-    args.update(recipe.extra_args)
-    return GRPOConfig(**args)
+    args.update(recipe.grpo)
+    try:
+        return GRPOConfig(**args)
+    except TypeError as error:  # a field TRL does not have (when the recipe could not check)
+        raise RecipeError(f"{GRPO_SECTION}: {error}") from None
 
 
 def fast_verdict_token_ids(model_dir: str | Path) -> dict[str, tuple[int, ...]]:
@@ -95,7 +83,7 @@ def heldout_curve(recipe: Recipe, model_dir: Path, metrics_path: Path) -> Any:
                           "measure them after training with `selfcritic eval critic --judge "
                           "reason`")
     return HeldOutCurve(pairs, AutoTokenizer.from_pretrained(model_dir), metrics_path,
-                        recipe.eval_steps, bf16=recipe.bf16)
+                        recipe.eval_steps, bf16=recipe.grpo["bf16"])
 
 
 def lora_config(recipe: Recipe) -> Any:
@@ -130,13 +118,14 @@ def train(recipe: Recipe) -> TrainResult:
     from transformers.trainer_callback import ProgressCallback
     from trl import GRPOTrainer
 
-    from critic_loop.dtype_policy import resolve_training_bf16
+    from critic_loop.runtime.dtype_policy import resolve_training_bf16
 
     if recipe.cpu_threads:
         torch.set_num_threads(recipe.cpu_threads)
     # bf16 autocast on a CPU without native bf16 is emulated: train in float32 there
-    on_cpu = recipe.use_cpu or not torch.cuda.is_available()
-    recipe = replace(recipe, bf16=resolve_training_bf16(recipe.bf16, on_cpu=on_cpu))
+    on_cpu = recipe.grpo["use_cpu"] or not torch.cuda.is_available()
+    recipe = replace(recipe, grpo={**recipe.grpo, "bf16": resolve_training_bf16(
+        recipe.grpo["bf16"], on_cpu=on_cpu)})
     output_dir = Path(recipe.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     log_handler = _attach_log_file(output_dir / "train.log")
@@ -155,7 +144,7 @@ def train(recipe: Recipe) -> TrainResult:
         if recipe.eval_data:
             callbacks.append(heldout_curve(recipe, base.path, metrics.path))
         trainer_class, extra = GRPOTrainer, {}
-        if recipe.judge_mode == "fast" and recipe.max_completion_length == 1:
+        if recipe.one_token:
             from trainer.one_token_grpo import OneTokenGRPOTrainer
 
             trainer_class = OneTokenGRPOTrainer

@@ -13,7 +13,7 @@ from critic_loop.adaptive import sample_adaptively
 from critic_loop.best_of_n import best_of_n
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion, GenerationRequest, SamplingOptions, TokenLogprob
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from critic_loop.stopping import CONFIDENCE_TOP_K, CONFIDENCE_WINDOW
 
 PROMPT = "<|user|> How many?\n<|assistant|>"

@@ -10,8 +10,8 @@ import pytest
 from critic_loop.best_of_n import BestOfNResult, best_of_n
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion, GenerationRequest, SamplingOptions
-from critic_loop.engines.scripted import ScriptedEngine
 from critic_loop.entrants import Draw
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 
 PROMPT = "<|user|> How many?\n<|assistant|>"
 Prefer = Callable[[str, str], int]

@@ -1,6 +1,6 @@
 """The CPU compile-cache setting: vLLM's AOT cache (which cannot reload) turned off."""
 
-from critic_loop.engines.compile_cache import AOT_VARIABLE, reuse_cpu_compilation
+from critic_loop.runtime.engines.compile_cache import AOT_VARIABLE, reuse_cpu_compilation
 
 
 def test_turns_vllms_aot_cache_off() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from critic_loop.engines.cpu_runtime import (
+from critic_loop.runtime.engines.cpu_runtime import (
     BIND_VARIABLE,
     BINDING_VARIABLES,
     choose_binding,

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from critic_loop import model_store
 from critic_loop.builtin_models import (
     BUILTIN_MODELS,
     DEFAULT_MODEL,
@@ -19,8 +18,9 @@ from critic_loop.builtin_models import (
     builtin_model,
 )
 from critic_loop.generation_defaults import GenerationDefaults
-from critic_loop.gguf_source import ModelSourceError, installed, materialise_gguf, package_file
-from critic_loop.model_store import (
+from critic_loop.runtime import model_store
+from critic_loop.runtime.gguf_source import ModelSourceError, installed, materialise_gguf, package_file
+from critic_loop.runtime.model_store import (
     MARKER,
     is_materialised,
     materialise,

@@ -10,10 +10,10 @@ from simulated_judges import responses_in
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion, GenerationRequest
-from critic_loop.engines.scripted import ScriptedEngine, echo_responder
 from critic_loop.judge_prompt import judge_messages
 from critic_loop.match import MatchResult, reasoning_of
 from critic_loop.pairwise import Pairing, PairJudge, judge_given_prompts
+from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 
 
 def prefers(text: str):

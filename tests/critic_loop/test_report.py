@@ -9,7 +9,7 @@ from critic_loop.best_of_n import best_of_n
 from critic_loop.config import SelfCriticConfig
 from critic_loop.critique import rank_responses
 from critic_loop.engine import GenerationRequest, SamplingOptions
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 
 
 def judge_knowing(right: str, candidates: list[str]):

@@ -8,7 +8,7 @@ import pytest
 from critic_loop.best_of_n import best_of_n
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion, GenerationRequest, SamplingOptions, TokenLogprob
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from critic_loop.selection.signals import TOP_LOGPROBS
 
 PROMPT = "<|user|> What is 2+2?\n<|assistant|>"

@@ -11,7 +11,7 @@ import pytest
 from critic_loop.best_of_n import BestOfNResult, best_of_n
 from critic_loop.config import SELECTS, SelfCriticConfig
 from critic_loop.engine import Completion, GenerationRequest, SamplingOptions, TokenLogprob
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from critic_loop.selection.registry import STRATEGIES, get_strategy
 
 PROMPT = "<|user|> What is 2+2?\n<|assistant|>"

@@ -10,7 +10,7 @@ from simulated_judges import responses_in, score_of, scored_responder
 from critic_loop.best_of_n import BestOfNResult, best_of_n
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion, GenerationRequest, SamplingOptions
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from critic_loop.tournament import Bracket, find_duplicates, normalise
 
 

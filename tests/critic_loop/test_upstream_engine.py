@@ -21,8 +21,8 @@ from critic_loop.engine import (
     SamplingOptions,
     StructuredOutput,
 )
-from critic_loop.engines.upstream import UpstreamConfig, UpstreamEngine
 from critic_loop.judge_prompt import VERDICT_CHOICES
+from critic_loop.runtime.engines.upstream import UpstreamConfig, UpstreamEngine
 
 SESSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("session", default=None)
 SECRET = "sk-secret-upstream-a"

@@ -25,7 +25,7 @@ CORPUS_DIR = Path(__file__).resolve().parents[1] / "data" / "verdicts"
 PARSER_GAPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "last_box": (
         "a garbled format echo with contradicting boxes (\\boxed{2} then \\boxed{1}); the "
-        "last-box rule of DESIGN §4 reads it as a vote for 1",
+        "last-box rule (critic_loop/verdict.py) reads it as a vote for 1",
         ("p25-ab-reason-t0.8",)),
 }
 _GAP_OF = {rid: name for name, (_, ids) in PARSER_GAPS.items() for rid in ids}

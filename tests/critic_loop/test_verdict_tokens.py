@@ -41,7 +41,7 @@ def test_a_tokenizer_that_cannot_spell_a_verdict_is_refused_clearly() -> None:
 
 
 def test_the_engine_sums_a_choices_spellings() -> None:
-    from critic_loop.engines.vllm_async import VLLMEngine
+    from critic_loop.runtime.engines.vllm_async import VLLMEngine
 
     llm = SimpleNamespace(model_config=SimpleNamespace(max_model_len=64))
     engine = VLLMEngine(llm, FakeTokenizer(VOCAB), SimpleNamespace(served_name="m", model="/models/m"))

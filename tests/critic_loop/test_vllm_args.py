@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from critic_loop.engines.vllm_args import EngineArgumentError, engine_args_from
-from critic_loop.engines.vllm_async import EngineConfig
+from critic_loop.runtime.engines.vllm_args import EngineArgumentError, engine_args_from
+from critic_loop.runtime.engines.vllm_async import EngineConfig
 
 
 def test_engine_arguments_pass_through_and_override_cpu_defaults(tmp_path) -> None:
@@ -45,3 +45,22 @@ def test_generation_config_reaches_vllm(tmp_path) -> None:
     with pytest.raises(EngineArgumentError, match="'generation_config' is set by"):
         EngineConfig(model=str(tmp_path), served_name="m", engine_args=(
             "--generation-config", "vllm")).async_engine_args("bfloat16")
+
+
+def test_benchmark_flags_are_the_engines_cpu_defaults(tmp_path) -> None:
+    """bench starts vLLM's own server with `cpu_engine_flags`: the same settings our
+    engine takes on a CPU, read through vLLM's parser."""
+    from critic_loop.runtime.engines.cpu_defaults import cpu_engine_flags
+
+    ours = EngineConfig(model=str(tmp_path), served_name="m").async_engine_args("bfloat16")
+    flagged = EngineConfig(model=str(tmp_path), served_name="m", block_size=128,
+                           engine_args=cpu_engine_flags()).async_engine_args("bfloat16")
+    for name in ("block_size", "enable_chunked_prefill", "max_num_batched_tokens"):
+        assert getattr(flagged, name) == getattr(ours, name), name
+
+
+def test_for_model_resolves_a_local_directory(tmp_path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    config = EngineConfig.for_model(str(tmp_path), served_name="mine", max_model_len=512)
+    assert (config.model, config.served_name, config.max_model_len) == (
+        str(tmp_path.resolve()), "mine", 512)

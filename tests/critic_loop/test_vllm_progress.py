@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("vllm")
 
 from critic_loop.engine import EngineProgress, ReportsProgress
-from critic_loop.engines.vllm_async import VLLMEngine
-from critic_loop.engines.vllm_progress import StepCounter
+from critic_loop.runtime.engines.vllm_async import VLLMEngine
+from critic_loop.runtime.engines.vllm_progress import StepCounter
 
 
 def test_the_stat_logger_counts_steps_with_output() -> None:

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from critic_loop.engine import GenerationRequest
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 
 QUESTIONS = [("q1", "What is 2 + 2?", "4"), ("q2", "What is 3 + 4?", "7"),
              ("q3", "What is 1 + 1?", "2")]

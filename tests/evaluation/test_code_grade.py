@@ -9,7 +9,7 @@ import pytest
 
 from critic_loop.code.sandbox import Sandbox, SandboxUnavailable
 from evaluation import code_tasks
-from trainer.cli import eval_main
+from selfcritic.cli import main
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +42,7 @@ def test_eval_grade_writes_graded_rows_and_a_summary(tmp_path: Path,
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "graded"
-    code = eval_main(["grade", "--data", str(data), "--output", str(out), "--workers", "2",
+    code = main(["eval", "grade", "--data", str(data), "--output", str(out), "--workers", "2",
                       "--timeout-s", "3", "--no-progress"])
     assert code == 0
     graded = [json.loads(line) for line in (out / "graded.jsonl").read_text().splitlines()]
@@ -67,5 +67,5 @@ def test_bad_rows_are_errors_with_the_line(tmp_path: Path, line: str, message: s
                                            caplog: pytest.LogCaptureFixture) -> None:
     data = tmp_path / "rows.jsonl"
     data.write_text(line + "\n")
-    assert eval_main(["grade", "--data", str(data), "--output", str(tmp_path / "o")]) == 1
+    assert main(["eval", "grade", "--data", str(data), "--output", str(tmp_path / "o")]) == 1
     assert "rows.jsonl:1" in caplog.text and message in caplog.text

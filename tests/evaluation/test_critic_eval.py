@@ -8,7 +8,7 @@ import re
 import pytest
 
 from critic_loop.engine import Completion, GenerationRequest
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from evaluation.critic_eval import judge_pairs, score
 from evaluation.pairs import PreferencePair
 from evaluation.stats import mean_ci95

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from critic_loop.engine import GenerationRequest, SamplingOptions
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from evaluation.judge_cache import ReplayingEngine
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from evaluation import local_server as local_server_module
-from evaluation.local_server import BOUND, local_server, serve_command
+from evaluation.local_server import BOUND, free_port, launch, local_server, serve_command
 from evaluation.policy import PolicyEvalConfig, evaluate_policy
 
 TINY = Path(__file__).with_name("tiny_openai_server.py")
@@ -20,7 +20,7 @@ TINY = Path(__file__).with_name("tiny_openai_server.py")
 
 def test_serve_command_is_eager_on_loopback() -> None:
     argv = serve_command("default", 7, 32, ["--dtype", "float32"])
-    assert argv[1:4] == ["-m", "server.cli", "serve"]
+    assert argv[1:4] == ["-m", "selfcritic", "serve"]
     for flag, value in (("--model", "default"), ("--host", "127.0.0.1"), ("--port", "0"),
                         ("--seed", "7"), ("--max-candidates", "32"), ("--max-n", "32")):
         assert argv[argv.index(flag) + 1] == value
@@ -69,3 +69,29 @@ def test_stopped_even_when_the_run_fails(tmp_path: Path, monkeypatch: pytest.Mon
         assert _listening(url)
         raise KeyError("the run failed")
     assert not _listening(urls[0])
+
+
+def test_launch_stops_the_whole_process_group(tmp_path: Path) -> None:
+    """A server told its port (`url=`) is waited for on `health_path`, and `stop` ends its
+    children too (as vLLM's engine processes are the server's)."""
+    psutil = pytest.importorskip("psutil")
+
+    def alive(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    port = free_port()
+    child = tmp_path / "child.pid"
+    code = (f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+            f"'import time; time.sleep(600)']); open({str(child)!r}, 'w').write(str(p.pid)); "
+            f"sys.argv = ['tiny', '{port}']; exec(open({str(TINY)!r}).read())")
+    server = launch([sys.executable, "-c", code], tmp_path / "server.log",
+                    url=f"http://127.0.0.1:{port}", name="tiny", start_timeout_s=60,
+                    health_path="/v1/models")
+    grandchild = int(child.read_text())
+    assert _listening(server.url) and alive(grandchild)
+    assert server.stop() is not None and not _listening(server.url)
+    psutil.wait_procs([psutil.Process(grandchild)] if alive(grandchild) else [], timeout=30)
+    assert not alive(grandchild)

@@ -14,7 +14,7 @@ from evaluation.client import ChatClient
 from evaluation.policy import PolicyEvalConfig, evaluate_policy
 from evaluation.report import Row
 from evaluation.strategies import STRATEGIES, majority_index
-from trainer.cli import eval_main
+from selfcritic.cli import main
 
 # Answers: 2, 5, 7, 6. Worked out by hand in the comments; the tests check the sums.
 SCRIPTS = {
@@ -220,7 +220,7 @@ def test_command_line(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(policy_module, "ChatClient", client)
     out = tmp_path / "cli"
-    code = eval_main(["policy", "--data", str(data), "--url", "http://fake", "--n", "2",
+    code = main(["eval", "policy", "--data", str(data), "--url", "http://fake", "--n", "2",
                       "--k", "1", "--limit", "3", "--output", str(out),
                       "--strategies", "greedy,majority,self-critic-fast"])
     assert code == 0
@@ -228,10 +228,10 @@ def test_command_line(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "greedy" in table and "pass@N" in table and "unavailable" in table
     report = json.loads((out / "report.json").read_text())
     assert report["questions"] == 3
-    assert eval_main(["policy", "--data", str(tmp_path / "missing.jsonl"), "--url", "x",
+    assert main(["eval", "policy", "--data", str(tmp_path / "missing.jsonl"), "--url", "x",
                       "--output", str(out)]) == 1
     with pytest.raises(SystemExit):
-        eval_main(["policy", "--data", str(data), "--strategies", "greedy,best"])
+        main(["eval", "policy", "--data", str(data), "--strategies", "greedy,best"])
 
 
 def test_majority_ties_go_to_the_first_occurrence() -> None:

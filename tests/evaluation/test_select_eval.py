@@ -12,8 +12,8 @@ from select_cases import write_case
 
 from evaluation.select_eval import SelectEvalConfig, evaluate_selection
 from evaluation.selectors import SelectSettings, parse_selectors
+from selfcritic.cli import main
 from tests.critic_loop.fake_upstream import FakeUpstream, WordTokenizer, create_fake_app
-from trainer.cli import eval_main
 
 
 def config(tmp_path: Path, names: str, fake: FakeUpstream | None = None,
@@ -69,11 +69,11 @@ def test_the_command_line_prints_the_table_and_refuses_bad_input(
                 "--url", "http://fake.test", "--n", n, "--strategies", strategies,
                 "--output", str(tmp_path / "cli"), "--no-progress"]
 
-    assert eval_main(argv()) == 0
+    assert main(["eval", *argv()]) == 0
     assert "| vote | 33.3% |" in capsys.readouterr().out
-    assert eval_main(argv(n="9")) == 1  # the rows hold 4 samples
-    assert eval_main(argv(strategies="vote-fast")) == 1
-    assert eval_main(argv(candidates=tmp_path / "missing.jsonl")) == 1
+    assert main(["eval", *argv(n="9")]) == 1  # the rows hold 4 samples
+    assert main(["eval", *argv(strategies="vote-fast")]) == 1
+    assert main(["eval", *argv(candidates=tmp_path / "missing.jsonl")]) == 1
     with pytest.raises(SystemExit):
-        eval_main(["select", "--help"])
+        main(["eval", "select", "--help"])
     assert "candidates file" in capsys.readouterr().out

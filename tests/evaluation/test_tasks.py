@@ -14,7 +14,7 @@ import pytest
 from critic_loop.answers import grade
 from evaluation.dataset import load_questions
 from evaluation.tasks import CATEGORIES, PLURALS, UNITS, generate_tasks, write_tasks
-from trainer.cli import eval_main
+from selfcritic.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,7 @@ def test_bad_arguments() -> None:
 
 
 def test_make_tasks_command(tmp_path: Path) -> None:
-    assert eval_main(["make-tasks", "--out", str(tmp_path), "--seed", "5", "--train", "30",
+    assert main(["eval", "make-tasks", "--out", str(tmp_path), "--seed", "5", "--train", "30",
                       "--heldout", "10"]) == 0
     questions = load_questions(tmp_path / "train.jsonl")
     assert len(questions) == 30 and all(q.grader == "numeric" for q in questions)

@@ -38,13 +38,9 @@ class LateCandidate:
 
 @pytest.fixture(scope="module")
 def engine():
-    from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.engines.vllm_async import VLLMEngine
 
-    model = resolve_model(TEST_MODEL)
-    started = VLLMEngine.start(EngineConfig(model=str(model.path),
-                                            served_name=model.served_name,
-                                            enforce_eager=True))
+    started = VLLMEngine.from_model(TEST_MODEL, enforce_eager=True)
     yield started
     asyncio.run(started.close())
 

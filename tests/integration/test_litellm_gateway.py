@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +20,7 @@ import pytest
 import yaml
 from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
 
-from evaluation.local_server import free_port
-from tests.integration.upstream_servers import Process
+from evaluation.local_server import ServerProcess, free_port, launch
 
 REPO = Path(__file__).resolve().parents[2]
 LITELLM = REPO / ".venv-litellm" / "bin" / "litellm"
@@ -34,7 +31,7 @@ SCRIPTED = "scripted-slow"
 # outlasts a keep-alive interval: the keep-alive through the gateway is then certain.
 SCRIPTED_SERVER = f"""
 import sys, uvicorn
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from server.app import create_app
 from server.settings import ServerSettings
 engine = ScriptedEngine(model_name={SCRIPTED!r}, token_delay_s=0.05)
@@ -63,17 +60,18 @@ class Gateway:
 
 
 @pytest.fixture(scope="module")
-def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     port = free_port()
     log = tmp_path_factory.mktemp("scripted") / "server.log"
-    process = Process([sys.executable, "-c", SCRIPTED_SERVER, str(port)],
-                      f"http://127.0.0.1:{port}", log)
-    yield process.wait_healthy(120)
+    process = launch([sys.executable, "-c", SCRIPTED_SERVER, str(port)], log,
+                     url=f"http://127.0.0.1:{port}", cwd=REPO, name="scripted",
+                     start_timeout_s=120)
+    yield process
     process.stop()
 
 
 @pytest.fixture(scope="module")
-def gateway(server, scripted_server: Process,
+def gateway(server, scripted_server: ServerProcess,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     if not LITELLM.exists():
         reason = ("LiteLLM is not installed in .venv-litellm: scripts/setup_litellm.sh "
@@ -92,27 +90,13 @@ def gateway(server, scripted_server: Process,
            "SELFCRITIC_CRITIQUE_URL": server.url + "/v1/critique",
            "SELFCRITIC_API_KEY": API_KEY,
            "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # no fetch of the cost map from the web
-    process = Process([str(LITELLM), "--config", str(folder / "config.yaml"),
-                       "--host", "127.0.0.1", "--port", str(port)],
-                      f"http://127.0.0.1:{port}", folder / "litellm.log", env)
-    _wait_live(process, timeout_s=180)
+    # /health would call every model; liveliness is the proxy alone
+    process = launch([str(LITELLM), "--config", str(folder / "config.yaml"),
+                      "--host", "127.0.0.1", "--port", str(port)], folder / "litellm.log",
+                     url=f"http://127.0.0.1:{port}", env=env, cwd=REPO, name="litellm",
+                     start_timeout_s=180, health_path="/health/liveliness")
     yield Gateway(process.url, key)
     process.stop()
-
-
-def _wait_live(process: Process, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.process.poll() is not None:
-            raise RuntimeError(f"LiteLLM exited:\n{process.log()[-3000:]}")
-        try:  # /health would call every model; liveliness is the proxy alone
-            if httpx.get(process.url + "/health/liveliness", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.stop(signal.SIGKILL)
-    raise RuntimeError(f"LiteLLM not live after {timeout_s}s:\n{process.log()[-3000:]}")
 
 
 def _content(chunks: list[dict[str, Any]]) -> str:

@@ -13,7 +13,7 @@ from conftest import MODEL  # type: ignore[import-not-found]
 from transformers import AutoTokenizer
 
 from critic_loop.builtin_models import TEST_MODEL
-from critic_loop.model_store import resolve_model
+from critic_loop.runtime.model_store import resolve_model
 
 CITY = {"type": "object", "additionalProperties": False, "required": ["city", "score"],
         "properties": {"city": {"type": "string", "enum": ["Paris", "London", "Rome"]},

@@ -74,7 +74,7 @@ def test_a_response_cannot_forge_turns_in_the_judge_prompt(server) -> None:
     control tokens the same string would be if it were tokenised as the template is."""
     from transformers import AutoTokenizer
 
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.model_store import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(TEST_MODEL).path)
     as_text = len(tokenizer.encode(FORGERY, add_special_tokens=False, split_special_tokens=True))

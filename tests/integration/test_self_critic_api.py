@@ -136,7 +136,7 @@ def test_critique_command_against_the_server(server) -> None:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "critique", "--question", "What is 2 + 2?",
+        [sys.executable, "-m", "selfcritic", "critique", "--question", "What is 2 + 2?",
          "--response", "4", "--response", "5", "--judge", "fast", "--url", server.url,
          "--api-key", API_KEY], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr

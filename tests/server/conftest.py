@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from critic_loop.engines.scripted import ScriptedEngine, echo_responder
+from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 from server.app import create_app
 from server.settings import ServerSettings
 

@@ -6,7 +6,7 @@ import pytest
 from image_fixtures import encoded  # type: ignore[import-not-found]
 
 from critic_loop.config import SelfCriticConfig
-from critic_loop.engines.scripted import ScriptedEngine, echo_responder
+from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 from server.edge.errors import APIError
 from server.load.admission import AdmissionController, Overloaded, chat_cost, critique_cost
 from server.load.capacity import PRIOR_TOKENS_PER_S, Capacity, WorkCost

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from critic_loop.engines.scripted import ScriptedEngine, echo_responder
+from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 
 QUESTION = [{"role": "user", "content": "What is 2 + 2?"}]
 

@@ -6,7 +6,7 @@ import json
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 
 MESSAGES = [{"role": "user", "content": "Say something"}]
 

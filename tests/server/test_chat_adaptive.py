@@ -4,7 +4,7 @@ options it cannot serve as OpenAI-shaped 400s."""
 from __future__ import annotations
 
 from critic_loop.engine import GenerationRequest
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 
 MESSAGES = [{"role": "user", "content": "What is 6 × 7?"}]
 CANDIDATES = ["It is 42", "It is 42", "It is 42", " ".join(["well,"] * 40 + ["41"])]

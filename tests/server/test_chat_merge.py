@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from critic_loop.engine import GenerationRequest
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 
 MESSAGES = [{"role": "user", "content": "What is 6 × 7?"}]
 CANDIDATES = ["6 × 7 = 42", "It is 42.", "I think 41", "6 times 7 is 42"]

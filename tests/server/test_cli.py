@@ -9,13 +9,8 @@ import sys
 
 import pytest
 
-from server.cli import (
-    build_parser,
-    check_engine_args,
-    main,
-    reserved_engine_flags,
-    settings_from_args,
-)
+from selfcritic.cli import build_parser, main
+from server.cli import check_engine_args, reserved_engine_flags, settings_from_args
 from server.edge.middleware import RequestIdFilter, request_id_var
 from server.logging_setup import JsonFormatter
 
@@ -86,7 +81,7 @@ def test_other_arguments_are_vllm_engine_arguments(monkeypatch: pytest.MonkeyPat
     assert settings.vllm_args == ["--tensor-parallel-size", "1", "--quantization", "fp8",
                                   "--no-enable-prefix-caching", "--max-num-batched-tokens=4096",
                                   "-tp", "1"]
-    from critic_loop.engines.vllm_args import parse_engine_args
+    from critic_loop.runtime.engines.vllm_args import parse_engine_args
 
     parsed = parse_engine_args(settings.vllm_args, reserved_engine_flags())
     assert parsed.enable_prefix_caching is False and parsed.max_num_batched_tokens == 4096
@@ -98,7 +93,7 @@ def test_vllm_config_file(tmp_path) -> None:
     config.write_text("max-num-batched-tokens: 3072\nenable-prefix-caching: false\n")
     settings = _serve_settings(["--config", str(config), "--max-num-batched-tokens", "5000"])
     assert check_engine_args(settings) is None
-    from critic_loop.engines.vllm_args import parse_engine_args
+    from critic_loop.runtime.engines.vllm_args import parse_engine_args
 
     parsed = parse_engine_args(settings.vllm_args)
     assert parsed.enable_prefix_caching is False
@@ -150,7 +145,7 @@ def test_serve_help_shows_ours_then_vllms(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_top_level_help_does_not_import_vllm() -> None:
-    code = ("import sys, contextlib, io\nfrom server.cli import main\n"
+    code = ("import sys, contextlib, io\nfrom selfcritic.cli import main\n"
             "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
             "    main(['--help'])\nprint('vllm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

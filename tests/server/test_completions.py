@@ -8,7 +8,7 @@ import pytest
 from openai.types import Completion as OpenAICompletion
 
 from critic_loop.engine import Completion, TokenLogprob
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 
 
 def _stream(client, **body) -> list[OpenAICompletion]:

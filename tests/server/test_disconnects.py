@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from server.app import create_app
 from server.settings import ServerSettings
 

@@ -17,7 +17,7 @@ from critic_loop.engine import (
     PromptTooLongError,
     SamplingOptions,
 )
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from server.app import create_app
 from server.settings import ServerSettings
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from critic_loop.engine import PromptTooLongError
-from critic_loop.engines.scripted import ScriptedEngine, echo_responder
+from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 from server.settings import ServerSettings
 
 TOO_LONG = "This model's maximum context length is 2048 tokens. However, ..."

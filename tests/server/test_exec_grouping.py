@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from critic_loop.code.sandbox import Sandbox
 from critic_loop.engine import GenerationRequest
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from evaluation.code_tasks import code_question_text, humaneval_rows
 from server.app import create_app
 from server.exec_grouping import ExecGroupingUnavailable

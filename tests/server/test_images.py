@@ -8,7 +8,7 @@ from typing import Any
 from image_fixtures import BLUE_PNG, RED_PNG, image_part
 
 from critic_loop.engine import GenerationRequest
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 
 
 class Recorder:

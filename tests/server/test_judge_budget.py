@@ -3,8 +3,8 @@ a 400 naming what to lower when the client's own max_tokens cannot be judged."""
 
 from __future__ import annotations
 
-from critic_loop.engines.scripted import ScriptedEngine, echo_responder
 from critic_loop.judge_budget import judge_budget
+from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 
 QUESTION = [{"role": "user", "content": "What is 2 + 2?"}]
 

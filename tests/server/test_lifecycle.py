@@ -11,7 +11,7 @@ import json
 import pytest
 from image_fixtures import encoded  # type: ignore[import-not-found]
 
-from critic_loop.engines.scripted import ScriptedEngine, echo_responder
+from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 from server.app import create_app
 from server.media import images
 from server.settings import ServerSettings

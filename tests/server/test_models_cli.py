@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from critic_loop.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL
-from critic_loop.model_store import MARKER, model_dir
-from server.cli import main
+from critic_loop.runtime.model_store import MARKER, model_dir
+from selfcritic.cli import main
 
 
 def listing(capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from critic_loop.engine import GenerationRequest
-from critic_loop.engines.scripted import ScriptedEngine, echo_responder
+from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 from server.settings import ServerSettings
 
 MESSAGES = [{"role": "user", "content": "Say something"}]

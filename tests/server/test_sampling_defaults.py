@@ -11,9 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from critic_loop.engine import SamplingOptions
-from critic_loop.engines.scripted import ScriptedEngine, echo_responder
 from critic_loop.generation_defaults import GenerationDefaults, resolve_generation_config
-from server.cli import build_parser, settings_from_args
+from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
+from selfcritic.cli import build_parser
+from server.cli import settings_from_args
 from server.model_defaults import sampling_defaults
 from server.settings import ServerSettings
 

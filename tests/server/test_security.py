@@ -21,7 +21,7 @@ import pytest
 from pydantic import ValidationError
 
 from critic_loop.engine import EngineProgress
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 from server.app import create_app
 from server.edge.auth import APIKeyChecker, UnsafeExposureError, check_exposure, is_loopback
 from server.edge.keys import configured_keys, read_key_file

@@ -7,7 +7,7 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 from critic_loop.engine import Completion, GenerationRequest, TokenLogprob
-from critic_loop.engines.scripted import ScriptedEngine
+from critic_loop.runtime.engines.scripted import ScriptedEngine
 
 MESSAGES = [{"role": "user", "content": "What is 2+2?"}]
 ANSWERS = ["it is 5", "it is 4", "it is 4", "it is 6"]

@@ -63,7 +63,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from critic_loop.model_store import resolve_model
+    from critic_loop.runtime.model_store import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(TEST_MODEL).path)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,

@@ -35,9 +35,9 @@ def recorded(*args, **kwargs):
 
 
 trainer.train.export_model = recorded
-from trainer.cli import train_main
+from selfcritic.cli import main
 
-raise SystemExit(train_main(sys.argv[2:]))
+raise SystemExit(main(["train", *sys.argv[2:]]))
 '''
 
 

@@ -155,13 +155,13 @@ def test_judge_metadata_names_the_prompt_trained_on(mode: str) -> None:
 
 def test_export_only_records_the_judge(tiny_model_dir: Path, tmp_path: Path) -> None:
     """`selfcritic train --export-only` writes the same `judge` entry as a training run."""
-    from trainer.cli import train_main
+    from selfcritic.cli import main
 
     checkpoint = tmp_path / "run" / "checkpoint-3"
     shutil.copytree(tiny_model_dir, checkpoint)
     (checkpoint / "trainer_state.json").write_text("{}")
-    assert train_main([str(RECIPES / "cpu-demo-fast.yaml"), "--export-only", "--set",
-                       f"model={tiny_model_dir}", "--set", f"output_dir={tmp_path / 'run'}"]) == 0
+    assert main(["train", str(RECIPES / "cpu-demo-fast.yaml"), "--export-only", "--set",
+                 f"model={tiny_model_dir}", "--set", f"output_dir={tmp_path / 'run'}"]) == 0
     meta = json.loads((tmp_path / "run" / "final" / METADATA_FILE).read_text())
     assert meta["judge"] == judge_metadata("fast") and meta["steps"] == 3
 

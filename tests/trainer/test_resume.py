@@ -21,7 +21,7 @@ MAX_STEPS = 4
 
 
 def train_command(model: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "trainer.cli", "train", "recipes/cpu-demo.yaml",
+    return [sys.executable, "-m", "selfcritic", "train", "recipes/cpu-demo.yaml",
             "--set", f"model={model}", "--set", f"output_dir={out}",
             "--set", f"max_steps={MAX_STEPS}", "--set", "save_steps=1",
             "--set", "save_total_limit=null", "--set", "max_completion_length=8",

@@ -23,7 +23,7 @@ def test_default_model_trains_and_exports(trained_critic_dir: Path) -> None:
     out = trained_critic_dir
     meta = json.loads((out / METADATA_FILE).read_text())
     assert meta["steps"] == 2 and meta["base_model"] == TEST_MODEL
-    assert meta["recipe"]["num_generations"] == 4
+    assert meta["recipe"]["grpo"]["num_generations"] == 4
     assert "rewards/preference_reward/mean" in meta["reward_stats"]
     assert json.loads((out / "config.json").read_text())["torch_dtype"] == "bfloat16"
 

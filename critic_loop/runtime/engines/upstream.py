@@ -33,8 +33,9 @@ from critic_loop.engine import (
     SamplingOptions,
     StreamDelta,
 )
-from critic_loop.engines.chat_tokenizer import ChatTokenizer
-from critic_loop.engines.upstream_config import (
+from critic_loop.judge_prompt import VERDICT_CHOICES
+from critic_loop.runtime.engines.chat_tokenizer import ChatTokenizer
+from critic_loop.runtime.engines.upstream_config import (
     Transport,
     UpstreamConfig,
     client_for,
@@ -42,8 +43,8 @@ from critic_loop.engines.upstream_config import (
     load_tokenizer,
     takes_vllm_extras,
 )
-from critic_loop.engines.upstream_pool import Upstream, UpstreamPool
-from critic_loop.engines.upstream_wire import (
+from critic_loop.runtime.engines.upstream_pool import Upstream, UpstreamPool
+from critic_loop.runtime.engines.upstream_wire import (
     RawChoice,
     StreamProgress,
     TokenReader,
@@ -53,7 +54,6 @@ from critic_loop.engines.upstream_wire import (
     failures,
     raw_choice,
 )
-from critic_loop.judge_prompt import VERDICT_CHOICES
 from critic_loop.verdict_tokens import verdict_token_ids
 
 logger = logging.getLogger(__name__)

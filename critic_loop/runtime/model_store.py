@@ -23,7 +23,7 @@ from typing import Any
 
 from critic_loop.builtin_models import BUILTIN_MODELS, DEFAULT_ALIAS, BuiltinModel, builtin_model
 from critic_loop.generation_defaults import GENERATION_CONFIG
-from critic_loop.gguf_source import materialise_gguf
+from critic_loop.runtime.gguf_source import materialise_gguf
 
 logger = logging.getLogger(__name__)
 

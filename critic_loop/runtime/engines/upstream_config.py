@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 
 from critic_loop.engine import EngineError, SamplingOptions
-from critic_loop.engines.upstream_pool import Upstream, display_url
-from critic_loop.engines.upstream_wire import TOKEN_ID_PREFIX, completion_body, raw_choice
 from critic_loop.judge_prompt import VERDICT_CHOICES
+from critic_loop.runtime.engines.upstream_pool import Upstream, display_url
+from critic_loop.runtime.engines.upstream_wire import TOKEN_ID_PREFIX, completion_body, raw_choice
 
 logger = logging.getLogger(__name__)
 
