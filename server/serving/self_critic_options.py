@@ -47,8 +47,9 @@ def self_critic_config(request: ChatCompletionRequest, alias: bool,
             answer_format=options.answer_format,
             answer_pattern=options.answer_pattern,
             select=options.select or s.select,
-            include_greedy=(s.include_greedy if options.include_greedy is None
-                            else options.include_greedy),
+            # adaptive sampling streams its candidates: a default greedy one does not apply
+            include_greedy=((s.include_greedy and options.adaptive == "off")
+                            if options.include_greedy is None else options.include_greedy),
             judge_weight=(s.judge_weight if options.judge_weight is None
                           else options.judge_weight),
             adaptive=options.adaptive,
