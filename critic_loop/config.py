@@ -21,7 +21,8 @@ MERGES = ("text", "answer")
 SELECTS = ("knockout", "league", "vote", "confidence", "hybrid")
 """Selection strategies (`critic_loop.selection.registry`)."""
 DEFAULT_SELECT = "knockout"
-"""The strategy a request that names none runs (to be chosen by measurement, issue 17)."""
+"""The strategy a `SelfCriticConfig` that names none runs (the library's; the server's
+default is `ServerSettings.select`, or the served model's calibration)."""
 MAX_LEAGUE_CANDIDATES = 16
 """A league judges every pair of entrants, U(U−1)/2 matches: 120 at 16 candidates."""
 DEFAULT_JUDGE_WEIGHT = 0.5

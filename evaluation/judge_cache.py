@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from critic_loop.engine import (
+    EncodesText,
     Engine,
     GenerationRequest,
     GenerationResult,
@@ -80,6 +81,13 @@ class ReplayingEngine:
 
     def count_text_tokens(self, texts: Sequence[str]) -> list[int]:
         return count_text_tokens(self.inner, texts)
+
+    def encode_text(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
+        """The inner engine's (a reason judgment forced to its verdict extends its prompt's
+        token ids with the text that closes the thinking)."""
+        if not isinstance(self.inner, EncodesText):
+            raise TypeError(f"{type(self.inner).__name__} cannot encode text (EncodesText)")
+        return self.inner.encode_text(texts)
 
     async def is_healthy(self) -> bool:
         return await self.inner.is_healthy()

@@ -9,6 +9,7 @@ the server's default judge unless `--judge` / `SELFCRITIC_JUDGE` says otherwise.
 `selfcritic eval calibrate` records under `selection` the strategy (select,
 include_greedy, judge_weight, merge and the judge mode it was measured with) that chose
 best on held-out data; those become the defaults too, unless set on the command line.
+A built-in model without one of its own gets the calibration shipped for it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from critic_loop.generation_defaults import GenerationDefaults, resolve_generation_config
-from critic_loop.selection.calibration import METADATA_FILE, read_calibration
+from critic_loop.runtime.model_store import materialised_as
+from critic_loop.selection.calibration import METADATA_FILE, model_calibration
 from server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -89,7 +91,8 @@ def with_calibration(settings: ServerSettings, model_dir: str | Path,
     """`settings` with the model's calibrated selection as default, field by field: one
     set explicitly stays as set. The calibration's judge mode is the one its figures were
     measured with, so it overrides a trained critic's mode (a flag still wins)."""
-    calibration = read_calibration(model_dir)
+    built = materialised_as(model_dir)
+    calibration = model_calibration(model_dir, None if built is None else built.name)
     if calibration is None:
         return settings
     wanted = {"select": calibration.select, "include_greedy": calibration.include_greedy,

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from critic_loop.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL
-from critic_loop.config import DEFAULT_JUDGE_WEIGHT, DEFAULT_SELECT, SELECTS
+from critic_loop.config import DEFAULT_JUDGE_WEIGHT, SELECTS
 from critic_loop.generation_defaults import GENERATION_CONFIG
 
 
@@ -167,10 +167,16 @@ class ServerSettings(BaseSettings):
         "text", description="Default candidate merging: 'text' judges identical candidates "
                             "once; 'answer' judges each distinct extracted answer once and "
                             "lets vote counts settle splits (runs the bracket as 'rounds').")
+    # Defaults for a model without a calibration of its own (the built-ins ship theirs):
+    # a vote over a pool holding the greedy decode, the strategy that never fell below
+    # greedy on any set measured (docs/selection.md), where the pairwise judge of a small
+    # model answers by position (knockout: below greedy on the arithmetic held-out set).
     select: Literal[SELECTS] = Field(  # type: ignore[valid-type]
-        DEFAULT_SELECT, description="Default selection strategy (critic_loop.selection); a "
+        "vote", description="Default selection strategy (critic_loop.selection); a "
                                 "model's calibration (selfcritic eval calibrate) sets it.")
-    include_greedy: bool = Field(False, description="Default: candidate 0 is the greedy decode.")
+    include_greedy: bool = Field(True, description="Default: candidate 0 is "
+                                 "the greedy decode (not with adaptive sampling, which "
+                                 "streams its candidates).")
     judge_weight: float = Field(DEFAULT_JUDGE_WEIGHT, ge=0, le=1, description="Default say of hybrid's judge "
                                 "between the top two (its reliability, 2·p_comp − 1).")
 

@@ -75,6 +75,15 @@ def is_materialised(model: BuiltinModel, home: Path) -> bool:
     return _marker(model_dir(model, home)).get("gguf_sha256") == model.gguf_sha256
 
 
+def materialised_as(folder: str | Path) -> BuiltinModel | None:
+    """The built-in model `folder` was built as (its marker names it and the checksum of
+    the file it was built from matches), else None: a trainer's export or any other
+    directory is not one, even when it came from a built-in."""
+    marker = _marker(Path(folder))
+    model = BUILTIN_MODELS.get(marker.get("model"))  # type: ignore[arg-type]
+    return model if model is not None and marker.get("gguf_sha256") == model.gguf_sha256 else None
+
+
 def materialise(model: BuiltinModel, home: Path) -> Path:
     """Build `model`'s directory once (one process builds, the others wait and reuse it);
     return its path. A directory built from another file, or by an older selfcritic

@@ -3,6 +3,12 @@
 Kept under `selection` in the model directory's `selfcritic-export.json` (beside a trained
 critic's `judge`), so the model brings it along: the server takes it as that model's
 `:self-critic` default (`server.model_defaults`), a request's own fields still win.
+
+The built-in models ship with theirs in `critic_loop/builtin_calibrations.json` (measured on
+the training split of the arithmetic tasks, disjoint from every test set; each entry says
+how): a directory materialised as a built-in model that carries no calibration of its own
+gets the shipped one (`model_calibration`). Nothing is written into the shared model
+cache, so a calibration shipped with a newer selfcritic applies without a rebuild.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 METADATA_FILE = "selfcritic-export.json"
 SELECTION_KEY = "selection"
+BUILTIN_CALIBRATIONS = Path(__file__).resolve().parent.parent / "builtin_calibrations.json"
+"""The calibrations the built-in models ship with, by model name."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,29 @@ def read_calibration(model_dir: str | Path) -> Calibration | None:
     except ValueError as exc:
         logger.warning("%s: ignoring its selection calibration: %s", path, exc)
         return None
+
+
+def builtin_calibration(name: str, path: Path = BUILTIN_CALIBRATIONS) -> Calibration | None:
+    """The calibration shipped for the built-in model `name`; None when it has none. A
+    shipped file that does not parse is a bug of the release: ValueError."""
+    try:
+        shipped = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    if not isinstance(shipped, dict):
+        raise ValueError(f"{path} must map model names to calibrations")
+    entry = shipped.get(name)
+    return None if entry is None else Calibration.from_dict(entry)
+
+
+def model_calibration(model_dir: str | Path, built_as: str | None) -> Calibration | None:
+    """The calibration a served model directory brings: its own (`eval calibrate`, an
+    export), else, for a directory materialised as the built-in model named `built_as`
+    (`critic_loop.runtime.model_store.materialised_as`), the shipped one."""
+    own = read_calibration(model_dir)
+    if own is not None:
+        return own
+    return None if built_as is None else builtin_calibration(built_as)
 
 
 def write_calibration(model_dir: str | Path, calibration: Calibration) -> Path:

@@ -33,9 +33,12 @@ def self_critic_config(request: ChatCompletionRequest, alias: bool,
     if options.adaptive != "off" and request.n > 1:
         raise bad_request("self_critic.adaptive ranks only the candidates it finished, so n "
                           f"must be 1, got {request.n}.", param="n")
+    asked = options.model_dump(include={*JUDGE_FIELDS, *BRACKET_FIELDS})
+    if asked.get("include_greedy") is None and options.adaptive != "off":
+        # adaptive sampling streams its candidates: a default greedy one does not apply
+        asked["include_greedy"] = False
     return server_config(
-        settings, options.model_dump(include={*JUDGE_FIELDS, *BRACKET_FIELDS}),
-        JUDGE_FIELDS + BRACKET_FIELDS, "self_critic",
+        settings, asked, JUDGE_FIELDS + BRACKET_FIELDS, "self_critic",
         candidates=candidates, return_trace=options.return_trace, seed=request.seed,
         answer_format=options.answer_format, answer_pattern=options.answer_pattern,
         adaptive=options.adaptive, adaptive_wave=options.adaptive_wave)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from critic_loop.engine import GenerationRequest, SamplingOptions
+import pytest
+
+from critic_loop.engine import EncodesText, GenerationRequest, SamplingOptions
 from critic_loop.runtime.engines.scripted import ScriptedEngine
 from evaluation.judge_cache import ReplayingEngine
 
@@ -21,3 +23,15 @@ async def test_greedy_and_choice_requests_are_replayed_and_samples_are_not() -> 
     await engine.generate([GenerationRequest("d", "judge this", sampled)] * 2)
     assert (engine.sent, engine.replayed) == (4, 1)
     assert len(inner.requests) == 4
+
+
+def test_text_is_encoded_by_the_inner_engine_or_refused() -> None:
+    class Encoding(ScriptedEngine):
+        def encode_text(self, texts):
+            return [tuple(range(len(t))) for t in texts]
+
+    engine = ReplayingEngine(Encoding())
+    assert isinstance(engine, EncodesText)  # reason verdicts extend token-id prompts
+    assert engine.encode_text(["abc", ""]) == [(0, 1, 2), ()]
+    with pytest.raises(TypeError, match="cannot encode"):
+        ReplayingEngine(ScriptedEngine()).encode_text(["x"])

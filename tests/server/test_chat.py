@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from knockout import KNOCKOUT  # type: ignore[import-not-found]
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from critic_loop.runtime.engines.scripted import ScriptedEngine
@@ -78,7 +79,7 @@ def test_self_critic_ranks_candidates_and_reports(make_client) -> None:
     client = make_client(ScriptedEngine(responder, model_name="tiny"))
     body = client.post("/v1/chat/completions", json={
         "model": "tiny", "messages": MESSAGES, "n": 2,
-        "self_critic": {"candidates": 4, "judge": "fast", "return_trace": True}}).json()
+        "self_critic": {**KNOCKOUT, "candidates": 4, "judge": "fast", "return_trace": True}}).json()
     contents = [c["message"]["content"] for c in body["choices"]]
     # The winner is the best; the runner-up is the best of the half the winner was not in.
     assert contents[0] == "answer 3" and contents[1] in {"answer 1", "answer 2"}

@@ -4,6 +4,7 @@ metric, and bad values as OpenAI-shaped 400s."""
 from __future__ import annotations
 
 import pytest
+from knockout import KNOCKOUT  # type: ignore[import-not-found]
 
 from critic_loop.engine import GenerationRequest
 from critic_loop.runtime.engines.scripted import ScriptedEngine
@@ -24,7 +25,7 @@ def test_merge_answer_judges_each_distinct_answer_once(make_client) -> None:
     client = make_client(ScriptedEngine(responder, model_name="tiny"))
     response = client.post("/v1/chat/completions", json={
         "model": "tiny", "messages": MESSAGES, "n": 4, "seed": 1,
-        "self_critic": {"candidates": 4, "judge": "fast", "merge": "answer",
+        "self_critic": {**KNOCKOUT, "candidates": 4, "judge": "fast", "merge": "answer",
                         "return_trace": True}})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -43,7 +44,8 @@ def test_merge_answer_judges_each_distinct_answer_once(make_client) -> None:
 
 
 def test_server_default_merge_and_its_pipelined_fallback(make_client) -> None:
-    client = make_client(ScriptedEngine(responder, model_name="tiny"), merge="answer")
+    client = make_client(ScriptedEngine(responder, model_name="tiny"), merge="answer",
+                         select="knockout", include_greedy=False)
     report = client.post("/v1/chat/completions", json={
         "model": "tiny", "messages": MESSAGES, "self_critic": True}).json()["self_critic"]
     # The server's default schedule is pipelined; answer merging ran it as rounds.
@@ -51,7 +53,7 @@ def test_server_default_merge_and_its_pipelined_fallback(make_client) -> None:
     assert "pipelined" in report["notes"][0]
     overridden = client.post("/v1/chat/completions", json={
         "model": "tiny", "messages": MESSAGES,
-        "self_critic": {"merge": "text"}}).json()["self_critic"]
+        "self_critic": {**KNOCKOUT, "merge": "text"}}).json()["self_critic"]
     assert overridden["merge"] == "text" and overridden["judge_calls_saved"] == 0
 
 

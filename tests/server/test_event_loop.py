@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from knockout import KNOCKOUT  # type: ignore[import-not-found]
+
 from critic_loop.engine import PromptTooLongError
 from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 from server.settings import ServerSettings
@@ -47,7 +49,7 @@ def test_chat_and_self_critic_render_off_the_event_loop(make_client) -> None:
     messages = [{"role": "user", "content": "Hi"}]
     plain = client.post("/v1/chat/completions", json={"model": "tiny", "messages": messages})
     critic = client.post("/v1/chat/completions", json={
-        "model": "tiny", "messages": messages, "self_critic": {"candidates": 3}})
+        "model": "tiny", "messages": messages, "self_critic": {**KNOCKOUT, "candidates": 3}})
     assert plain.status_code == critic.status_code == 200
     # the prompt, the judge budget's empty judge prompt, then the judge prompts
     assert len(engine.on_loop) >= 4 and not any(engine.on_loop)

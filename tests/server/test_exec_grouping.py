@@ -55,7 +55,8 @@ def ask(client: TestClient, question: str, **self_critic: object) -> dict:
     response = client.post("/v1/chat/completions", json={
         "model": "tiny", "messages": [{"role": "user", "content": question}],
         "temperature": 0.8, "max_tokens": 64,
-        "self_critic": {"candidates": 4, "judge": "fast", **self_critic}})
+        "self_critic": {"candidates": 4, "judge": "fast", "include_greedy": False,
+                        **self_critic}})
     assert response.status_code == 200, response.text
     return response.json()
 

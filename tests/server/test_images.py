@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from image_fixtures import BLUE_PNG, RED_PNG, image_part
+from knockout import KNOCKOUT  # type: ignore[import-not-found]
 
 from critic_loop.engine import GenerationRequest
 from critic_loop.runtime.engines.scripted import ScriptedEngine
@@ -51,7 +52,7 @@ def test_chat_sends_the_images_in_place(make_client) -> None:
 def test_self_critic_candidates_and_every_judgment_see_the_images(make_client) -> None:
     recorder = Recorder()
     client = make_client(vision_engine(recorder))
-    critic = {"candidates": 4, "judge": "fast", "return_trace": True}
+    critic = {**KNOCKOUT, "candidates": 4, "judge": "fast", "return_trace": True}
     reply = client.post("/v1/chat/completions",
                         json=image_chat(max_tokens=8, self_critic=critic))
     assert reply.status_code == 200, reply.text

@@ -3,6 +3,8 @@ a 400 naming what to lower when the client's own max_tokens cannot be judged."""
 
 from __future__ import annotations
 
+from knockout import KNOCKOUT  # type: ignore[import-not-found]
+
 from critic_loop.judge_budget import judge_budget
 from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 
@@ -17,7 +19,7 @@ def chat(client, **body):
 def test_the_server_default_max_tokens_is_capped_so_two_candidates_fit(make_client) -> None:
     engine = ScriptedEngine(echo_responder, model_name="tiny", max_model_len=600)
     client = make_client(engine, default_max_tokens=512)
-    reply = chat(client, self_critic={"candidates": 2, "judge": "fast", "schedule": "rounds"})
+    reply = chat(client, self_critic={**KNOCKOUT, "candidates": 2, "judge": "fast", "schedule": "rounds"})
     assert reply.status_code == 200, reply.text
     per_response = judge_budget(engine, QUESTION, "fast", 1).per_response
     [candidates] = [r for call in engine.generate_calls for r in call if r.n == 2]
@@ -27,7 +29,7 @@ def test_the_server_default_max_tokens_is_capped_so_two_candidates_fit(make_clie
 def test_a_clients_max_tokens_that_cannot_be_judged_is_a_400(make_client) -> None:
     engine = ScriptedEngine(echo_responder, model_name="tiny", max_model_len=600)
     client = make_client(engine)
-    reply = chat(client, max_tokens=400, self_critic={"candidates": 2, "judge": "reason",
+    reply = chat(client, max_tokens=400, self_critic={**KNOCKOUT, "candidates": 2, "judge": "reason",
                                                       "judge_max_tokens": 100})
     assert reply.status_code == 400, reply.text
     error = reply.json()["error"]
@@ -42,7 +44,7 @@ def test_a_max_tokens_that_fits_is_kept_and_plain_chat_is_unaffected(make_client
     engine = ScriptedEngine(echo_responder, model_name="tiny", max_model_len=600)
     client = make_client(engine)
     assert chat(client, max_tokens=400).status_code == 200
-    reply = chat(client, max_tokens=50, self_critic={"candidates": 2, "judge": "reason",
+    reply = chat(client, max_tokens=50, self_critic={**KNOCKOUT, "candidates": 2, "judge": "reason",
                                                      "judge_max_tokens": 100})
     assert reply.status_code == 200, reply.text
 
@@ -50,7 +52,7 @@ def test_a_max_tokens_that_fits_is_kept_and_plain_chat_is_unaffected(make_client
 def test_a_judge_budget_that_leaves_no_room_says_shorten_the_messages(make_client) -> None:
     engine = ScriptedEngine(echo_responder, model_name="tiny", max_model_len=300)
     client = make_client(engine)
-    reply = chat(client, max_tokens=10, self_critic={"candidates": 2, "judge": "reason",
+    reply = chat(client, max_tokens=10, self_critic={**KNOCKOUT, "candidates": 2, "judge": "reason",
                                                      "judge_max_tokens": 290})
     assert reply.status_code == 400
     assert reply.json()["error"]["param"] == "messages"

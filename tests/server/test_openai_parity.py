@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from knockout import KNOCKOUT  # type: ignore[import-not-found]
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from critic_loop.engine import GenerationRequest
@@ -141,7 +142,7 @@ def test_bad_structured_outputs_are_400(client, fields) -> None:
 
 
 def test_self_critic_constrains_every_candidate_but_not_the_judge(client) -> None:
-    response = _post(client, self_critic={"candidates": 3},
+    response = _post(client, self_critic={**KNOCKOUT, "candidates": 3},
                      response_format={"type": "json_object"})
     assert response.status_code == 200, response.text
     candidates = [r for r in client.engine.requests if r.request_id.endswith("-cand")]
@@ -303,7 +304,7 @@ def test_self_critic_cached_tokens_count_candidates_and_judgments(make_client) -
         return request.sampling.choices[0] if request.sampling.choices else f"answer {index}"
 
     client = make_client(ScriptedEngine(respond, model_name="tiny"))
-    fields = {"self_critic": {"candidates": 2, "judge": "fast", "comparisons": 2}}
+    fields = {"self_critic": {**KNOCKOUT, "candidates": 2, "judge": "fast", "comparisons": 2}}
     first = _post(client, **fields).json()["usage"]
     judge_prompts = {r.prompt for r in client.engine.requests if r.sampling.choices}
     second = _post(client, **fields).json()["usage"]

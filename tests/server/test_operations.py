@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from knockout import KNOCKOUT  # type: ignore[import-not-found]
+
 from critic_loop.runtime.engines.scripted import ScriptedEngine
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
@@ -26,7 +28,7 @@ def test_metrics_count_requests_tokens_and_tournaments(make_client) -> None:
     client.post("/v1/chat/completions", json=BODY)
     client.post("/v1/chat/completions", json={**BODY, "n": 0})
     client.post("/v1/chat/completions", json={
-        **BODY, "self_critic": {"candidates": 4, "judge": "fast", "schedule": "rounds"}})
+        **BODY, "self_critic": {**KNOCKOUT, "candidates": 4, "judge": "fast", "schedule": "rounds"}})
     text = client.get("/metrics").text
     assert "selfcritic_request_latency_seconds_bucket" in text
     assert _sample(client, "selfcritic_requests_total", endpoint="/v1/chat/completions",
@@ -147,7 +149,7 @@ def test_the_judges_order_agreement_is_reported_and_counted(make_client) -> None
     before = {r: _sample(client, "selfcritic_judge_order_agreement_total", **labels, result=r)
               for r in ("agreed", "disagreed")}
     reply = client.post("/v1/chat/completions", json={
-        **BODY, "self_critic": {"candidates": 2, "judge": "fast"}})
+        **BODY, "self_critic": {**KNOCKOUT, "candidates": 2, "judge": "fast"}})
     assert reply.status_code == 200, reply.text
     assert reply.json()["self_critic"]["order_agreement"] == {
         "agreed": 0, "judged": 1, "rate": 0.0}

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from knockout import KNOCKOUT  # type: ignore[import-not-found]
 from pydantic import ValidationError
 
 from critic_loop.engine import SamplingOptions
@@ -69,7 +70,7 @@ def test_completions_take_them_too(make_client, model_dir) -> None:
 def test_candidates_take_them_and_judgments_do_not(make_client, model_dir, judge) -> None:
     client = make_client(generation_config=str(model_dir))
     reply = client.post("/v1/chat/completions", json={
-        **CHAT, "self_critic": {"candidates": 4, "judge": judge, "judge_max_tokens": 8}})
+        **CHAT, "self_critic": {**KNOCKOUT, "candidates": 4, "judge": judge, "judge_max_tokens": 8}})
     assert reply.status_code == 200, reply.text
     requests = client.engine.requests
     candidates = [r.sampling for r in requests if r.request_id.endswith("-cand")]

@@ -37,12 +37,13 @@ def test_unasked_fields_take_the_settings_asked_ones_win() -> None:
 
 
 def test_a_plain_self_critic_request_runs_the_servers_defaults(make_client) -> None:
-    client = make_client()  # the server's defaults: a fast judge, pipelined
+    client = make_client()  # the server's defaults: a fast judge, a vote with greedy
     reply = client.post("/v1/chat/completions", json={
         "model": "tiny", "messages": QUESTION, "max_tokens": 4, "self_critic": True})
     assert reply.status_code == 200, reply.text
     config = reply.json()["self_critic"]
     defaults = ServerSettings()
-    assert (config["judge"], config["schedule"]) == (defaults.judge, defaults.schedule)
+    ran = (config["judge"], config["select"], config["include_greedy"])
+    assert ran == (defaults.judge, defaults.select, defaults.include_greedy)
     library = SelfCriticConfig()
-    assert (config["judge"], config["schedule"]) != (library.mode.value, library.schedule)
+    assert ran != (library.mode.value, library.select, library.include_greedy)

@@ -34,7 +34,7 @@ def post(client, **self_critic: object):
 
 def test_a_vote_picks_the_majority_answer_without_the_judge(make_client) -> None:
     client = make_client(ScriptedEngine(responder, model_name="tiny"))
-    response = post(client, select="vote", return_trace=True)
+    response = post(client, select="vote", include_greedy=False, return_trace=True)
     assert response.status_code == 200, response.text
     completion = ChatCompletion.model_validate(response.json())
     assert completion.choices[0].message.content == "it is 4"
@@ -60,10 +60,25 @@ def test_include_greedy_and_hybrid_reach_the_run(make_client) -> None:
     assert report["judge_calls"] == 0  # judge_weight 0: never asked
 
 
-def test_the_default_is_the_knockout(make_client) -> None:
+def test_the_default_is_a_vote_over_a_pool_holding_the_greedy_decode(make_client) -> None:
     client = make_client(ScriptedEngine(responder, model_name="tiny"))
-    report = post(client).json()["self_critic"]
-    assert report["select"] == "knockout" and report["judge_calls"] > 0
+    report = post(client, return_trace=True).json()["self_critic"]
+    assert (report["select"], report["include_greedy"], report["judge_calls"]) == (
+        "vote", True, 0)
+    assert report["trace"]["candidates"][0]["text"] == "greedy: it is 4"
+    asked = post(client, select="knockout", include_greedy=False).json()["self_critic"]
+    assert (asked["select"], asked["include_greedy"]) == ("knockout", False)
+    assert asked["judge_calls"] > 0
+
+
+def test_adaptive_sampling_drops_only_the_default_greedy_candidate(make_client) -> None:
+    client = make_client(ScriptedEngine(responder, model_name="tiny"))
+    response = post(client, adaptive="agreement")
+    assert response.status_code == 200, response.text
+    assert response.json()["self_critic"]["include_greedy"] is False
+    asked = post(client, adaptive="agreement", include_greedy=True)
+    assert asked.status_code == 400  # asked for explicitly: not silently dropped
+    assert "include_greedy" in asked.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(("options", "needle"), [

@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from knockout import KNOCKOUT  # type: ignore[import-not-found]
 
 from critic_loop.runtime.engines.upstream import UpstreamEngine
 from server.app import create_app
@@ -39,7 +40,7 @@ def test_self_critic_requests_each_stay_on_one_upstream(fakes) -> None:
             response = client.post("/v1/chat/completions", headers={"X-Request-Id": request_id},
                                    json={"model": "fake-model", "max_tokens": 8,
                                          "messages": [{"role": "user", "content": "hi"}],
-                                         "self_critic": {"candidates": 4, "judge": "fast"}})
+                                         "self_critic": {**KNOCKOUT, "candidates": 4, "judge": "fast"}})
             assert response.status_code == 200, response.text
             report = response.json()["self_critic"]
             assert report["candidates"] == 4 and report["judge_calls"] == 6
