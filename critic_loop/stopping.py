@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from critic_loop.answers import extract_answer
 from critic_loop.engine import TokenLogprob
 from critic_loop.entrants import normalise
+from critic_loop.selection.signals import token_confidence
 
 MAJORITY_CONFIDENCE = 0.95
 """Adaptive consistency's stopping threshold on P(leader's share > runner-up's)."""
@@ -81,15 +82,10 @@ def settled(counts: Sequence[int], running: int, unstarted: int, waves: bool) ->
         majority_probability(*lead(counts)) >= MAJORITY_CONFIDENCE
 
 
-def token_confidence(token: TokenLogprob) -> float:
-    """DeepConf's token confidence: minus the mean logprob of the top alternatives (the
-    chosen token alone when the engine gave none). Higher is more confident."""
-    logprobs = [lp for _, lp in token.top] or [token.logprob]
-    return -sum(logprobs) / len(logprobs)
-
-
 class GroupConfidence:
-    """A candidate's DeepConf group confidences: means over sliding windows of tokens."""
+    """A candidate's DeepConf group confidences, online: means over sliding windows of the
+    token confidences (`critic_loop.selection.signals.token_confidence`) of the tokens
+    that carried top-k alternatives."""
 
     def __init__(self, window: int = CONFIDENCE_WINDOW) -> None:
         self.recent: deque[float] = deque(maxlen=window)
@@ -101,9 +97,11 @@ class GroupConfidence:
 
     def add(self, tokens: Iterable[TokenLogprob]) -> None:
         for token in tokens:
+            confidence = token_confidence(token)
+            if confidence is None:  # no alternatives: skipped, as DeepConf skips it
+                continue
             if len(self.recent) == self.recent.maxlen:
                 self.window_total -= self.recent[0]
-            confidence = token_confidence(token)
             self.recent.append(confidence)
             self.window_total += confidence
             self.total += confidence

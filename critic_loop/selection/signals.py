@@ -64,6 +64,10 @@ class CandidateSignals:
 def token_confidence(token: TokenLogprob) -> float | None:
     """C_i, minus the mean of the top-k logprobs at this position; None without top-k.
 
+    The one definition both offline selection and online stopping (`critic_loop.stopping`)
+    use. A token without alternatives has no confidence (DeepConf skips such a position):
+    the chosen token's own -logprob would rank backwards, high where the model was unsure.
+
     >>> top = (("a", -0.1), ("b", -2.5), ("c", -3.0))
     >>> round(token_confidence(TokenLogprob("a", -0.1, top)), 6)
     1.866667

@@ -13,6 +13,7 @@ from critic_loop.selection.signals import (
     lowest_group_confidence,
     token_confidence,
 )
+from critic_loop.stopping import GroupConfidence
 
 
 def deepconf_confidences(tokens: list[TokenLogprob]) -> list[float]:
@@ -82,3 +83,29 @@ def test_parity_with_deepconf_on_random_logprobs() -> None:
         assert ours == pytest.approx(deepconf_confidences(tokens), abs=5e-4)
         expected = min(deepconf_least_grouped(ours, window))
         assert lowest_group_confidence(ours, window) == pytest.approx(expected, abs=5e-4)
+
+
+def test_online_group_confidence_agrees_with_the_offline_signals() -> None:
+    """Stopping (online, token by token) and selection (offline) read one confidence."""
+    rng = random.Random(11)
+    for _ in range(30):
+        length, window = rng.randint(1, 50), rng.choice((1, 4, 16))
+        tokens = [token(-rng.expovariate(1.0), *sorted(
+            (-rng.expovariate(0.5) for _ in range(5)), reverse=True)) for _ in range(length)]
+        online = GroupConfidence(window)
+        for start in range(0, length, 3):  # deltas of a few tokens, as the engine streams
+            online.add(tokens[start:start + 3])
+        offline = candidate_signals(tokens, window=window)
+        assert offline is not None
+        assert online.lowest == pytest.approx(offline.lowest_group_confidence)
+
+
+def test_tokens_without_alternatives_carry_no_confidence_online() -> None:
+    """A token whose engine gave no top-k is skipped, never scored by its own logprob (a
+    doubtful chosen token, -logprob 5, would otherwise look five times as confident)."""
+    online = GroupConfidence(window=2)
+    online.add([token(-5.0), token(-0.1, -0.1, -2.1)])
+    assert online.tokens == 1 and online.lowest == pytest.approx(1.1)
+    bare = GroupConfidence(window=2)
+    bare.add([token(-5.0)])
+    assert bare.lowest is None
