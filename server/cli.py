@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_critique_parser(sub)
     add_models_parser(sub)
+    from trainer.pairs_cli import add_parser as add_data_parser
+
+    add_data_parser(sub)  # `selfcritic data pairs`
 
     for name, summary in (("train", "Train a critic with GRPO from a YAML recipe."),
                           ("eval", "Evaluate a critic on preference pairs, or answer "
