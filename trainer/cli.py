@@ -57,6 +57,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
                         help="export the last complete checkpoint without training")
     args = parser.parse_args(argv)
     _ensure_logging()
+    from trainer.loop_recipe import is_loop_recipe
+
+    if args.recipe and is_loop_recipe(args.recipe):  # pairs → training → export (loop.py)
+        from trainer.loop_cli import run_loop_recipe
+
+        return run_loop_recipe(args.recipe, args.overrides, print_only=args.print_recipe,
+                               export_only=_export_only if args.export_only else None)
     try:
         recipe = load_recipe(args.recipe, args.overrides)
     except RecipeError as error:
@@ -109,8 +116,9 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
                         help="write the report and every verdict as JSON here")
     curve = sub.add_parser(
         "curve", help="plot a training run's learning curve (PNG)",
-        description="Plot held-out judge accuracy (recipe eval_data) and training reward "
-                    "against step from RUN_DIR/metrics.jsonl.")
+        description="Plot held-out judge accuracy (recipe eval_data), greedy policy "
+                    "accuracy (a loop recipe's policy_curve) and training reward against "
+                    "step from RUN_DIR/metrics.jsonl.")
     curve.add_argument("run_dir", type=Path, help="the recipe's output_dir")
     curve.add_argument("--output", type=Path, default=None,
                        help="PNG to write (default RUN_DIR/learning_curve.png)")
