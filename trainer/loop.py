@@ -59,9 +59,11 @@ def run_loop(loop: LoopRecipe) -> LoopResult:
             raise ValueError(f"mining gave no training pairs ({pairs_summary}): every question "
                              "was all right or all wrong; sample more answers or questions")
         heldout = out / "pairs" / "heldout.jsonl"
-        recipe = dataclasses.replace(
-            recipe, train_data=str(out / "pairs" / "train.jsonl"),
-            eval_data=str(heldout) if pairs_summary["pairs"]["heldout"] else recipe.eval_data)
+        # the held-out curve during training is the fast judge's; a reason-mode judge is
+        # measured on the held-out pairs after training (`selfcritic eval critic`)
+        curve = pairs_summary["pairs"]["heldout"] and recipe.judge_mode == "fast"
+        recipe = dataclasses.replace(recipe, train_data=str(out / "pairs" / "train.jsonl"),
+                                     eval_data=str(heldout) if curve else recipe.eval_data)
     base = resolve_model(recipe.model)
     metrics = out / "metrics.jsonl"
     callbacks: list[Any] = []
@@ -70,7 +72,8 @@ def run_loop(loop: LoopRecipe) -> LoopResult:
     best_dir = out / "best"
     if loop.best_checkpoint is not None:
         if not recipe.eval_data:
-            raise ValueError("best_checkpoint needs the held-out curve: mine pairs (pairs:) "
+            raise ValueError("best_checkpoint needs the held-out judge curve (fast mode): mine "
+                             "pairs (pairs:) "
                              "or set eval_data")
         callbacks.append(BestCheckpoint(metrics, best_dir, metric=loop.best_checkpoint.metric,
                                         policy_tolerance=loop.best_checkpoint.policy_tolerance))

@@ -10,7 +10,8 @@
   as its `selection` default (`CalibrateSection`).
 
 Everything else is the training recipe (`trainer.recipe`), read by its own loader. A
-`--set` override `SECTION.key=value` goes to a section, any other to the recipe.
+`--set` override `SECTION.key=value` goes to a section (`SECTION=null` skips that stage),
+any other to the recipe.
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ def load_loop_recipe(path: str | Path, overrides: list[str] = ()) -> LoopRecipe:
     for override in overrides:
         key, sep, raw = override.partition("=")
         section, dot, field = key.strip().partition(".")
-        if sep and dot and section in SECTIONS:
+        if sep and not dot and section in SECTIONS:  # `pairs=null`: skip that stage
+            sections[section] = yaml.safe_load(raw) if raw.strip() else None
+        elif sep and dot and section in SECTIONS:
             current = sections.get(section)
             sections[section] = {**(current if isinstance(current, dict) else {}),
                                  field: yaml.safe_load(raw) if raw.strip() else None}
