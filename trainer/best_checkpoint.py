@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
+from trainer.step_hooks import AtSteps
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ BEST_FILE = "best.json"
 POLICY_METRIC = "policy/accuracy"
 
 
-class BestCheckpoint(TrainerCallback):
+class BestCheckpoint(AtSteps):
     """Saves the model to `out_dir` whenever `metric` reaches a new best (higher is better).
 
     Add it after the callbacks that write the figures: callbacks run in the order added.
@@ -40,39 +40,26 @@ class BestCheckpoint(TrainerCallback):
         self.best: dict[str, Any] | None = saved
         self._policy_start: float | None = saved.get("policy_start") if saved else None
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
-                       **kwargs: Any) -> None:
-        self._consider(state, model)
-
-    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None,
-                    **kwargs: Any) -> None:
-        self._consider(state, model)
-
-    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None,
-                     **kwargs: Any) -> None:
-        self._consider(state, model)
-
-    def _consider(self, state: Any, model: Any) -> None:
-        if model is None or not state.is_world_process_zero:
-            return
+    def at_step(self, state: Any, model: Any) -> bool:
         figures = step_figures(self.metrics_path, state.global_step)
         value = figures.get(self.metric)
         if not isinstance(value, (int, float)):
-            return
+            return False  # not measured (yet): the curve may measure this step at the end
         policy = figures.get(POLICY_METRIC)
         if isinstance(policy, (int, float)) and self._policy_start is None:
             self._policy_start = float(policy)
         if self.best is not None and (value <= self.best["value"]
                                       or self.best["step"] == state.global_step):
-            return
+            return True
         if (self.policy_tolerance is not None and isinstance(policy, (int, float))
                 and self._policy_start is not None
                 and policy < self._policy_start - self.policy_tolerance):
             logger.info("step %d: %s %.3f is the best yet, but policy accuracy %.3f fell more "
                         "than %.3f below its start %.3f; not kept", state.global_step,
                         self.metric, value, policy, self.policy_tolerance, self._policy_start)
-            return
+            return True
         self._save(model, state.global_step, float(value), policy)
+        return True
 
     def _save(self, model: Any, step: int, value: float, policy: Any) -> None:
         staging = self.out_dir.with_name(self.out_dir.name + ".staging")

@@ -17,17 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
 from critic_loop.answers import CODE_GRADER, grade
 from evaluation.dataset import Question
 from evaluation.stats import wilson_interval
 from trainer.generate import LocalGenerator
+from trainer.step_hooks import AtSteps
 
 logger = logging.getLogger(__name__)
 
 
-class PolicyCurve(TrainerCallback):
+class PolicyCurve(AtSteps):
     """Logs greedy accuracy on `questions` at step 0, every `every` steps and at the end."""
 
     def __init__(self, questions: Sequence[Question], tokenizer: Any, metrics_path: Path,
@@ -44,20 +43,6 @@ class PolicyCurve(TrainerCallback):
         self.every = every
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
-        self._last_step: int | None = None
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None,
-                       **kwargs: Any) -> None:
-        self._evaluate(state, model)
-
-    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None,
-                    **kwargs: Any) -> None:
-        if state.global_step % self.every == 0:
-            self._evaluate(state, model)
-
-    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None,
-                     **kwargs: Any) -> None:
-        self._evaluate(state, model)
 
     def accuracy(self, model: Any) -> tuple[int, list[str]]:
         """How many questions `model` answers right greedily, and its answers."""
@@ -68,10 +53,7 @@ class PolicyCurve(TrainerCallback):
                     for text, q in zip(answers, self.questions, strict=True))
         return right, answers
 
-    def _evaluate(self, state: Any, model: Any) -> None:
-        if model is None or not state.is_world_process_zero or self._last_step == state.global_step:
-            return
-        self._last_step = state.global_step
+    def at_step(self, state: Any, model: Any) -> bool:
         started = time.monotonic()
         right, _ = self.accuracy(model)
         n = len(self.questions)
@@ -83,3 +65,4 @@ class PolicyCurve(TrainerCallback):
             f.write(json.dumps(record) + "\n")
         logger.info("step %d policy: greedy accuracy %.1f%% on %d held-out questions",
                     state.global_step, 100 * right / n, n)
+        return True

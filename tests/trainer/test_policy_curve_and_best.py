@@ -134,3 +134,17 @@ def test_export_best_exports_the_kept_adapter_merged(tiny_model_dir: Path, tmp_p
     weights = load_file(out / "model.safetensors")
     name = "model.layers.0.self_attn.q_proj.weight"
     torch.testing.assert_close(weights[name].float(), expected[name].to(torch.bfloat16).float())
+
+
+def test_a_last_step_measured_only_at_the_end_of_training_is_considered(tmp_path: Path) -> None:
+    metrics, best_dir = tmp_path / "metrics.jsonl", tmp_path / "best"
+    metrics.write_text(json.dumps({"step": 0, "eval/accuracy": 0.5}) + "\n")
+    callback, model = BestCheckpoint(metrics, best_dir), SavingModel()
+    state = SimpleNamespace(global_step=0, is_world_process_zero=True)
+    callback.on_train_begin(None, state, None, model=model)
+    state.global_step = model.step = 7
+    callback.on_step_end(None, state, None, model=model)  # not measured at this step
+    with metrics.open("a") as f:  # the judge curve measures the last step at train end
+        f.write(json.dumps({"step": 7, "eval/accuracy": 0.6}) + "\n")
+    callback.on_train_end(None, state, None, model=model)
+    assert read_best(best_dir)["step"] == 7
