@@ -66,14 +66,16 @@ async def candidates_for(client: openai.AsyncOpenAI, args: argparse.Namespace,
                 if v is not None}
     extra = {k: v for k, v in (("top_k", args.top_k),
                                ("repetition_penalty", args.repetition_penalty)) if v is not None}
-    greedy, sampled = await asyncio.gather(
-        client.chat.completions.create(temperature=0, seed=args.seed, **common),
-        client.chat.completions.create(n=args.n, seed=args.seed + 1234, **sampling,
-                                       extra_body=extra or None, **common))
+    requests = [client.chat.completions.create(temperature=0, seed=args.seed, **common)]
+    if args.n:
+        requests.append(client.chat.completions.create(
+            n=args.n, seed=args.seed + 1234, **sampling, extra_body=extra or None, **common))
+    greedy, *sampled = await asyncio.gather(*requests)
+    choices = sorted(sampled[0].choices, key=lambda c: c.index) if sampled else []
     return {"task_id": row_id(row, f"q{index}"), "greedy": pack(greedy.choices[0]),
-            "samples": [pack(c) for c in sorted(sampled.choices, key=lambda c: c.index)],
+            "samples": [pack(c) for c in choices],
             "usage": {"greedy": greedy.usage.completion_tokens,
-                      "samples": sampled.usage.completion_tokens}}
+                      "samples": sampled[0].usage.completion_tokens if sampled else 0}}
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -114,7 +116,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model name (default: the first listed)")
     parser.add_argument("--data", required=True, help="'humaneval' or a questions JSONL file")
     parser.add_argument("--output", required=True, help="candidates JSONL (appended, resumed)")
-    parser.add_argument("--n", type=int, default=8, help="sampled candidates per question")
+    parser.add_argument("--n", type=int, default=8,
+                        help="sampled candidates per question (0: the greedy answer only)")
     parser.add_argument("--max-tokens", type=int, default=None,
                         help="answer budget (default 512 for code, 64 for text)")
     parser.add_argument("--top-logprobs", type=int, default=5)

@@ -3,7 +3,7 @@
 Three figures per model, the same for both:
 - judge: fast-judge accuracy in both orders (= p_comp of one comparison) and K=2 match
   accuracy on the held-out on-policy pairs (`data pairs` heldout.jsonl), scored as the
-  training curve scores them (trainer/heldout_curve.py, trainer/evaluate.py);
+  training curve scores them (evaluation/critic_curve.py, evaluation/critic_eval.py);
 - policy: greedy accuracy with its 95% interval on a verifiable question file (the
   arithmetic held-out set), graded by critic_loop.answers (trainer/policy_curve.py);
 - best-of-N with the judge swapped and the candidates fixed: a knockout over each held-out
@@ -32,9 +32,9 @@ logger = logging.getLogger("bench.onpolicy_critic")
 
 
 def judge_figures(model: Any, tokenizer: Any, pairs_path: Path) -> dict[str, Any]:
-    from trainer.data import load_pairs
-    from trainer.evaluate import score
-    from trainer.heldout_curve import HeldOutCurve
+    from evaluation.critic_curve import HeldOutCurve
+    from evaluation.critic_eval import score
+    from evaluation.pairs import load_pairs
 
     pairs = load_pairs(pairs_path, seed=0).pairs
     curve = HeldOutCurve(pairs, tokenizer, Path("/dev/null"), 1)
@@ -59,8 +59,8 @@ def policy_figures(model: Any, tokenizer: Any, data: Path, limit: int) -> dict[s
 def knockout_figures(model: Any, tokenizer: Any, samples_path: Path, prompts: dict[str, str]
                      ) -> dict[str, Any]:
     """Knockout winners over each held-out question's fixed samples, judged by `model`."""
-    from trainer.data import PreferencePair
-    from trainer.heldout_curve import HeldOutCurve
+    from evaluation.critic_curve import HeldOutCurve
+    from evaluation.pairs import PreferencePair
 
     rows = [json.loads(line) for line in samples_path.read_text().splitlines()]
     rows = [r for r in rows if r["split"] == "heldout" and r["question_id"] in prompts]

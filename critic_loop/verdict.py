@@ -69,6 +69,16 @@ def verdict_from_box(content: str) -> int | None:
     return int(digits.pop()) if stripped in {"1", "2"} else None
 
 
+def bare_verdict(text: str) -> int | None:
+    """1 or 2 when the whole text is just that choice: "2", "Response 1", "[[2]]", "(1).".
+
+    >>> bare_verdict(" Response 2. "), bare_verdict("[[1]]"), bare_verdict("2 is better")
+    (2, 1, None)
+    """
+    bare = _BARE.match(text.strip())
+    return int(bare.group(1)) if bare else None
+
+
 def parse_verdict(text: str) -> int | None:
     """The preferred response (1 or 2) in a judge's output, or None for an invalid vote.
 
@@ -91,9 +101,9 @@ def parse_verdict(text: str) -> int | None:
             return verdict
     if boxed_contents(text):
         return None
-    bare = _BARE.match(text.strip())
-    if bare:
-        return int(bare.group(1))
+    bare = bare_verdict(text)
+    if bare is not None:
+        return bare
     stated = sorted(
         [(m.start(), int(m.group(1))) for m in _STATED.finditer(text)]
         + [(m.start(), 1 if m.group(1).lower() == "first" else 2)

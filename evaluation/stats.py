@@ -1,12 +1,16 @@
-"""Small statistics for accuracies: the Wilson score interval and safe ratios.
+"""Small statistics for accuracies: confidence intervals, pass@k and safe ratios.
 
-Wilson rather than the normal approximation because eval sets are small and accuracies
-sit near 0 or 1, where the normal interval leaves [0, 1] or collapses to a point.
+Accuracies of counted successes use the Wilson score interval rather than the normal
+approximation, because eval sets are small and accuracies sit near 0 or 1, where the
+normal interval leaves [0, 1] or collapses to a point. A mean of per-item scores that are
+not 0/1 counts (a critic's per-pair score averages two orders) uses the normal
+approximation of the mean (`mean_ci95`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 Z95 = 1.959964
 CI_METHOD = "Wilson score interval, 95%"
@@ -55,3 +59,20 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Normal-approximation 95% CI of a mean, clipped to [0, 1].
+
+    Per-pair scores are the unit, so the two (correlated) orders of a pair count once.
+
+    >>> mean_ci95([1.0, 0.0, 1.0, 0.0])
+    (0.0, 1.0)
+    >>> mean_ci95([1.0, 1.0])
+    (1.0, 1.0)
+    """
+    n = len(values)
+    centre = sum(values) / n
+    var = sum((v - centre) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    half = Z95 * math.sqrt(var / n)
+    return (round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6))

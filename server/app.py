@@ -18,19 +18,26 @@ from critic_loop.code.grader import CodeGrader
 from critic_loop.code.sandbox import Sandbox
 from critic_loop.engine import Engine
 from server import __version__
-from server.admission import AdmissionController
-from server.auth import APIKeyChecker
-from server.engine_stall import StallDetector
-from server.errors import install_error_handlers
+from server.chat import api_router as chat
+from server.chat.serving import ChatServing
+from server.completions import api_router as completions
+from server.completions.serving import CompletionServing
+from server.critique import api_router as critique
+from server.critique.serving import CritiqueServing
+from server.edge.auth import APIKeyChecker
+from server.edge.errors import install_error_handlers
+from server.edge.middleware import RequestContextMiddleware
 from server.exec_grouping import start_code_grader
 from server.gc_heap import freeze_startup_heap
-from server.metrics import Metrics
+from server.load.admission import AdmissionController
+from server.load.engine_stall import EngineHealth, StallDetector
+from server.load.gate import AdmissionGate
+from server.load.metrics import Metrics
+from server.load.queue_probe import QueueDelayProbe
+from server.media.images import MediaPolicy
+from server.meta import api_router as meta
 from server.model_defaults import sampling_defaults, with_model_defaults
-from server.queue_probe import QueueDelayProbe
-from server.request_context import RequestContextMiddleware
-from server.routes import chat, completions, critique, meta
-from server.serving.chat import ChatService
-from server.serving.critique import CritiqueService
+from server.serving.base import ServingContext
 from server.settings import ServerSettings
 from server.state import AppState
 
@@ -59,7 +66,7 @@ async def start_upstream_engine(settings: ServerSettings) -> Engine:
     """An engine over the `--upstream` servers; no model runs in this process. All calls
     of one HTTP request go to one upstream (keyed by the request id)."""
     from critic_loop.engines.upstream import UpstreamConfig, UpstreamEngine
-    from server.request_context import request_id_var
+    from server.edge.middleware import request_id_var
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every upstream call
     if settings.vllm_args:
@@ -96,12 +103,15 @@ def create_app(settings: ServerSettings, engine: Engine | None = None,
                 logger.info("Warming the engine up")
                 await warm_up()
         defaults = sampling_defaults(served, getattr(the_engine, "model_dir", None))
+        admission = AdmissionController.from_settings(served, QueueDelayProbe())
+        health = EngineHealth(the_engine, StallDetector(the_engine, served.engine_stall_s))
+        context = ServingContext(the_engine, served, metrics,
+                                 AdmissionGate(admission, health.serving, metrics.rejections),
+                                 MediaPolicy.from_settings(served), defaults)
         state = AppState(
-            settings=served, engine=the_engine, metrics=metrics,
-            admission=AdmissionController.from_settings(served, QueueDelayProbe()),
-            auth=auth, stall=StallDetector(the_engine, served.engine_stall_s),
-            chat=ChatService(the_engine, served, metrics, defaults, grader),
-            critique=CritiqueService(the_engine, served, metrics),
+            settings=served, engine=the_engine, metrics=metrics, admission=admission,
+            auth=auth, health=health, chat=ChatServing(context, grader),
+            completions=CompletionServing(context), critique=CritiqueServing(context),
             sampling_defaults=defaults)
         app.state.selfcritic = state
         metrics.bind_admission(state.admission.capacity)
@@ -143,16 +153,16 @@ async def _watch_engine(state: AppState, on_death: Callable[[], None] | None,
     while True:
         await asyncio.sleep(interval_s)
         if not heals and not await state.engine.is_healthy():
-            state.engine_dead = True
+            state.health.dead = True
             logger.error("The engine stopped serving; /health now answers 503")
             if on_death is not None:
                 on_death()
             return
-        stalled = state.stall is not None and state.stall.stalled()
+        stalled = state.health.stalled()
         if stalled != was_stalled:
             if stalled:
                 logger.error("The engine has made no progress on its requests for %g s; "
-                             "/health answers 503 until it does", state.stall.stall_s)
+                             "/health answers 503 until it does", state.health.stall.stall_s)
             else:
                 logger.info("The engine is making progress again")
             was_stalled = stalled

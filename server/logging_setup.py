@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from server.request_context import RequestIdFilter
+from server.edge.middleware import RequestIdFilter
 
 
 class JsonFormatter(logging.Formatter):

@@ -20,7 +20,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from server.app import create_app
-from server.auth import APIKeyChecker, check_exposure
+from server.edge.auth import APIKeyChecker, check_exposure
 from server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)

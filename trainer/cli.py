@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from trainer.data import PreferencePair
-    from trainer.evaluate import CriticReport, PairVerdicts
+    from evaluation.critic_eval import CriticReport, PairVerdicts
+    from evaluation.pairs import PreferencePair
     from trainer.recipe import Recipe
 
 logger = logging.getLogger("selfcritic.trainer")
@@ -74,7 +74,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.export_only:
         return _export_only(recipe)
-    from trainer.data import DataError
+    from evaluation.pairs import DataError
     from trainer.train import train
 
     try:
@@ -130,7 +130,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     _ensure_logging()
     if args.what != "critic":
         return int(args.run(args))
-    from trainer.data import DataError, load_pairs
+    from evaluation.pairs import DataError, load_pairs
 
     try:
         pairs = load_pairs(args.data, seed=args.seed).pairs[: args.limit]
@@ -152,7 +152,7 @@ async def _evaluate_on_vllm(args: argparse.Namespace, pairs: list[PreferencePair
                             ) -> tuple[CriticReport, list[PairVerdicts]]:
     from critic_loop.engines.vllm_async import EngineConfig, VLLMEngine
     from critic_loop.model_store import resolve_model
-    from trainer.evaluate import judge_pairs, score
+    from evaluation.critic_eval import judge_pairs, score
 
     model = resolve_model(args.model)
     engine = VLLMEngine.start(EngineConfig(
@@ -167,7 +167,7 @@ async def _evaluate_on_vllm(args: argparse.Namespace, pairs: list[PreferencePair
 
 
 def _plot_curve(args: argparse.Namespace) -> int:
-    from trainer.curve import plot_curve
+    from evaluation.curve_plot import plot_curve
 
     metrics = args.run_dir / "metrics.jsonl"
     if not metrics.is_file():

@@ -18,7 +18,7 @@ logger = logging.getLogger("selfcritic.trainer")
 def run_loop_recipe(path: str, overrides: Sequence[str], *, print_only: bool = False,
                     export_only: Callable[[Any], int] | None = None) -> int:
     """Load the loop recipe and run it (or print it, or export its last checkpoint)."""
-    from trainer.data import DataError
+    from evaluation.pairs import DataError
     from trainer.loop import run_loop
     from trainer.loop_recipe import load_loop_recipe
     from trainer.recipe import RecipeError

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
+from evaluation.critic_curve import left_pad, positions
+
 logger = logging.getLogger(__name__)
 
 
@@ -128,20 +130,3 @@ def _distinct(prompts: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[i
     index: dict[tuple[int, ...], int] = {}
     inverse = [index.setdefault(tuple(p), len(index)) for p in prompts]
     return [list(p) for p in index], inverse
-
-
-def positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions counted from each row's first real token, as an unpadded prompt has them
-    when it is served (left padding would otherwise shift them)."""
-    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
-
-
-def left_pad(rows: Sequence[Sequence[int]], pad: int, device: Any
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row):] = 1
-    return ids.to(device), mask.to(device)

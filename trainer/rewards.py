@@ -16,28 +16,12 @@ from typing import Any
 
 from critic_loop.judge_prompt import VERDICT_CHOICES, JudgeMode
 from critic_loop.verdict import boxed_verdict, follows_reason_format
+from evaluation.pairs import completion_text
 
 RewardFunc = Callable[..., list[float]]
 
 DEFAULT_REWARDS: tuple[str, ...] = ("preference", "format")
 DEFAULT_WEIGHTS: tuple[float, ...] = (0.9, 0.1)
-
-
-def completion_text(completion: str | Sequence[dict[str, Any]]) -> str:
-    """The text of one completion, plain or conversational.
-
-    >>> completion_text([{"role": "assistant", "content": "hi"}])
-    'hi'
-    """
-    if isinstance(completion, str):
-        return completion
-    parts = []
-    for message in completion:
-        content = message.get("content") or ""
-        if isinstance(content, list):
-            content = "".join(p.get("text", "") for p in content if p.get("type") == "text")
-        parts.append(content)
-    return "".join(parts)
 
 
 def trained_verdict(text: str, mode: JudgeMode | str = JudgeMode.REASON) -> int | None:

@@ -20,8 +20,9 @@ from typing import Any
 from critic_loop.judge_prompt import VERDICT_CHOICES
 from critic_loop.model_store import resolve_model
 from critic_loop.verdict_tokens import verdict_token_ids
+from evaluation.pairs import load_pairs
 from trainer.callbacks import MetricsLogger, QuietProgress, TimeBudget
-from trainer.data import load_pairs, to_grpo_dataset
+from trainer.data import to_grpo_dataset
 from trainer.export import export_model, judge_metadata
 from trainer.recipe import Recipe, RecipeError
 from trainer.rewards import get_rewards
@@ -83,7 +84,7 @@ def heldout_curve(recipe: Recipe, model_dir: Path, metrics_path: Path) -> Any:
     """The callback that measures held-out fast-judge accuracy while training."""
     from transformers import AutoTokenizer
 
-    from trainer.heldout_curve import HeldOutCurve
+    from evaluation.critic_curve import HeldOutCurve
 
     if recipe.judge_mode != "fast":
         raise RecipeError("eval_data measures the fast judge during training; a reason-mode "

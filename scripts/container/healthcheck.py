@@ -4,7 +4,7 @@
 It sends the server's API key when one is set (the first of SELFCRITIC_API_KEY, then of
 the file SELFCRITIC_API_KEY_FILE), so it works with --protect-health too; a key given
 only as a command-line flag is invisible to it. It loads only the standard library and
-`server.keys`, so it starts fast and the image needs no curl. The port follows
+`server.edge.keys`, so it starts fast and the image needs no curl. The port follows
 SELFCRITIC_PORT like the server does.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 
 def health_request(environ: Mapping[str, str]) -> urllib.request.Request:
-    from server.keys import configured_keys
+    from server.edge.keys import configured_keys
 
     port = environ.get("SELFCRITIC_PORT", "8000")
     given = [k.strip() for k in environ.get("SELFCRITIC_API_KEY", "").split(",") if k.strip()]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from critic_loop.engine import Engine, InvalidRequestError, SamplingChecker, SamplingOptions
-from server.errors import bad_request
+from server.edge.errors import bad_request
 
 
 def checked_sampling(engine: Engine, build: Callable[[], SamplingOptions]) -> SamplingOptions:

@@ -4,7 +4,7 @@ Shared by the chat and completions endpoints."""
 
 from __future__ import annotations
 
-from server.errors import context_length_error
+from server.edge.errors import context_length_error
 
 
 def room_after_prompt(context: int, prompt_tokens: int, asked: int, *, param: str,

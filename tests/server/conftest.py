@@ -51,6 +51,7 @@ async def make_async_client() -> AsyncIterator:
         await stack.enter_async_context(app.router.lifespan_context(app))
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                    base_url="http://selfcritic")
+        client.app = app  # type: ignore[attr-defined]  # its metrics, for instance
         return await stack.enter_async_context(client)
 
     yield make

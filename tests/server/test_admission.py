@@ -7,11 +7,11 @@ from image_fixtures import encoded  # type: ignore[import-not-found]
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engines.scripted import ScriptedEngine, echo_responder
-from server import media
-from server.admission import AdmissionController, Overloaded, chat_cost, critique_cost
-from server.capacity import PRIOR_TOKENS_PER_S, Capacity, WorkCost
-from server.errors import APIError
-from server.queue_probe import QueueDelayProbe
+from server.edge.errors import APIError
+from server.load.admission import AdmissionController, Overloaded, chat_cost, critique_cost
+from server.load.capacity import PRIOR_TOKENS_PER_S, Capacity, WorkCost
+from server.load.queue_probe import QueueDelayProbe
+from server.media import images as media
 
 QUESTION = [{"role": "user", "content": "What is 2 + 2?"}]
 

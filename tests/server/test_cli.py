@@ -16,8 +16,8 @@ from server.cli import (
     reserved_engine_flags,
     settings_from_args,
 )
+from server.edge.middleware import RequestIdFilter, request_id_var
 from server.logging_setup import JsonFormatter
-from server.request_context import RequestIdFilter, request_id_var
 
 
 @pytest.mark.parametrize("argv", [[], ["serve"], ["critique"], ["models"],

@@ -8,7 +8,6 @@ import json
 import logging
 
 import pytest
-from prometheus_client import REGISTRY
 
 from critic_loop.engines.scripted import ScriptedEngine
 from server.app import create_app
@@ -17,8 +16,9 @@ from server.settings import ServerSettings
 BODY = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}]}
 
 
-def _requests(status: str) -> float:
-    return REGISTRY.get_sample_value("selfcritic_requests_total", {
+def _requests(app, status: str) -> float:
+    """The requests to chat with `status` that `app` counted."""
+    return app.state.selfcritic.metrics.registry.get_sample_value("selfcritic_requests_total", {
         "endpoint": "/v1/chat/completions", "status": status}) or 0.0
 
 
@@ -56,11 +56,11 @@ async def _leave_after(app, body: dict, seconds: float) -> list[dict]:
 async def test_a_client_that_leaves_is_counted_499_without_a_traceback(extra, caplog) -> None:
     engine = ScriptedEngine(model_name="tiny", token_delay_s=0.2)
     app = create_app(ServerSettings(keepalive_interval_s=0.05), engine=engine)
-    before = {status: _requests(status) for status in ("200", "499", "500")}
     caplog.set_level(logging.INFO)
     async with app.router.lifespan_context(app):
+        before = {status: _requests(app, status) for status in ("200", "499", "500")}
         await _leave_after(app, {**BODY, **extra}, seconds=0.1)
-    assert _requests("499") == before["499"] + 1
-    assert _requests("500") == before["500"] and _requests("200") == before["200"]
+    assert _requests(app, "499") == before["499"] + 1
+    assert _requests(app, "500") == before["500"] and _requests(app, "200") == before["200"]
     assert engine.aborted and not engine.running
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

@@ -9,7 +9,6 @@ import re
 import httpx
 import pytest
 from failing_engine import failing_engine  # type: ignore[import-not-found]
-from prometheus_client import REGISTRY
 
 from critic_loop.engine import (
     EngineError,
@@ -219,8 +218,6 @@ def test_an_engine_refusal_is_a_400(make_client) -> None:
 async def test_a_chunked_body_over_the_limit_is_a_413() -> None:
     app = create_app(ServerSettings(max_body_bytes=2048),
                      engine=ScriptedEngine(model_name="tiny"))
-    before = _requests("413")
-
     async def chunks():
         yield b'{"model": "tiny", "messages": [{"role": "user", "content": "'
         for _ in range(8):
@@ -229,14 +226,16 @@ async def test_a_chunked_body_over_the_limit_is_a_413() -> None:
 
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://selfcritic") as client:
+        before = _requests(app, "413")
         response = await client.post("/v1/chat/completions", content=chunks(),
                                      headers={"content-type": "application/json"})
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
-    assert _requests("413") == before + 1
+    assert _requests(app, "413") == before + 1
 
 
-def _requests(status: str) -> float:
-    return REGISTRY.get_sample_value("selfcritic_requests_total", {
+def _requests(app, status: str) -> float:
+    """The requests to chat with `status` that `app` counted."""
+    return app.state.selfcritic.metrics.registry.get_sample_value("selfcritic_requests_total", {
         "endpoint": "/v1/chat/completions", "status": status}) or 0.0

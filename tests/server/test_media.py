@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from image_fixtures import BLUE_PNG, RED_PNG, data_url, encoded, image_server
 
-from server import media_fetch
-from server.errors import APIError
-from server.media import ImageRef, MediaPolicy
+from server.edge.errors import APIError
+from server.media import fetch as media_fetch
+from server.media.images import ImageRef, MediaPolicy
 from server.settings import ServerSettings
 
 

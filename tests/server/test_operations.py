@@ -4,44 +4,44 @@ from __future__ import annotations
 
 import asyncio
 
-from prometheus_client import REGISTRY
-
 from critic_loop.engines.scripted import ScriptedEngine
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 BODY = {"model": "tiny", "messages": MESSAGES}
 
 
-def _sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+def _sample(client, name: str, **labels: str) -> float:
+    """A sample of the metrics of the app `client` talks to."""
+    registry = client.app.state.selfcritic.metrics.registry
+    return registry.get_sample_value(name, labels) or 0.0
 
 
 def test_metrics_count_requests_tokens_and_tournaments(make_client) -> None:
     client = make_client()
-    before_ok = _sample("selfcritic_requests_total", endpoint="/v1/chat/completions", status="200")
-    before_bad = _sample("selfcritic_requests_total", endpoint="/v1/chat/completions", status="400")
-    before_judge = _sample("selfcritic_judge_calls_total", mode="fast")
-    before_tokens = _sample("selfcritic_tokens_total", phase="judge", kind="prompt")
-    before_candidates = _sample("selfcritic_candidates_total")
+    before_ok = _sample(client, "selfcritic_requests_total", endpoint="/v1/chat/completions", status="200")
+    before_bad = _sample(client, "selfcritic_requests_total", endpoint="/v1/chat/completions", status="400")
+    before_judge = _sample(client, "selfcritic_judge_calls_total", mode="fast")
+    before_tokens = _sample(client, "selfcritic_tokens_total", phase="judge", kind="prompt")
+    before_candidates = _sample(client, "selfcritic_candidates_total")
     client.post("/v1/chat/completions", json=BODY)
     client.post("/v1/chat/completions", json={**BODY, "n": 0})
     client.post("/v1/chat/completions", json={
         **BODY, "self_critic": {"candidates": 4, "judge": "fast", "schedule": "rounds"}})
     text = client.get("/metrics").text
     assert "selfcritic_request_latency_seconds_bucket" in text
-    assert _sample("selfcritic_requests_total", endpoint="/v1/chat/completions",
+    assert _sample(client, "selfcritic_requests_total", endpoint="/v1/chat/completions",
                    status="200") == before_ok + 2
-    assert _sample("selfcritic_requests_total", endpoint="/v1/chat/completions",
+    assert _sample(client, "selfcritic_requests_total", endpoint="/v1/chat/completions",
                    status="400") == before_bad + 1
-    assert _sample("selfcritic_judge_calls_total", mode="fast") == before_judge + 6
-    assert _sample("selfcritic_candidates_total") == before_candidates + 4
-    assert _sample("selfcritic_tokens_total", phase="judge", kind="prompt") > before_tokens
+    assert _sample(client, "selfcritic_judge_calls_total", mode="fast") == before_judge + 6
+    assert _sample(client, "selfcritic_candidates_total") == before_candidates + 4
+    assert _sample(client, "selfcritic_tokens_total", phase="judge", kind="prompt") > before_tokens
 
 
 async def test_overload_rejects_with_retry_after_and_recovers(make_async_client) -> None:
     engine = ScriptedEngine(model_name="tiny", token_delay_s=0.05)
     client = await make_async_client(engine, max_inflight_sequences=2)
-    before = _sample("selfcritic_rejections_total", reason="capacity")
+    before = _sample(client, "selfcritic_rejections_total", reason="capacity")
     responses = await asyncio.gather(*(client.post("/v1/chat/completions", json=BODY)
                                        for _ in range(6)))
     statuses = sorted(r.status_code for r in responses)
@@ -49,7 +49,7 @@ async def test_overload_rejects_with_retry_after_and_recovers(make_async_client)
     rejected = [r for r in responses if r.status_code == 429]
     assert all(int(r.headers["retry-after"]) >= 1 for r in rejected)  # from the estimate
     assert all(r.json()["error"]["type"] == "rate_limit_error" for r in rejected)
-    assert _sample("selfcritic_rejections_total", reason="capacity") == before + 4
+    assert _sample(client, "selfcritic_rejections_total", reason="capacity") == before + 4
     assert (await client.post("/v1/chat/completions", json=BODY)).status_code == 200
     assert (await client.get("/health")).status_code == 200
 
@@ -144,7 +144,7 @@ def test_the_judges_order_agreement_is_reported_and_counted(make_client) -> None
 
     client = make_client(ScriptedEngine(respond, model_name="tiny"))
     labels = {"mode": "fast"}
-    before = {r: _sample("selfcritic_judge_order_agreement_total", **labels, result=r)
+    before = {r: _sample(client, "selfcritic_judge_order_agreement_total", **labels, result=r)
               for r in ("agreed", "disagreed")}
     reply = client.post("/v1/chat/completions", json={
         **BODY, "self_critic": {"candidates": 2, "judge": "fast"}})
@@ -154,7 +154,28 @@ def test_the_judges_order_agreement_is_reported_and_counted(make_client) -> None
     critique = client.post("/v1/critique", json={
         "question": "17 * 3?", "responses": ["It is 51", "It is 41"], "judge": "fast"})
     assert critique.json()["order_agreement"] == {"agreed": 0, "judged": 1, "rate": 0.0}
-    assert _sample("selfcritic_judge_order_agreement_total", **labels,
+    assert _sample(client, "selfcritic_judge_order_agreement_total", **labels,
                    result="disagreed") == before["disagreed"] + 2
-    assert _sample("selfcritic_judge_order_agreement_total", **labels,
+    assert _sample(client, "selfcritic_judge_order_agreement_total", **labels,
                    result="agreed") == before["agreed"]
+
+
+def test_two_apps_count_apart_and_metrics_keep_vllms_beside_ours(make_client) -> None:
+    from prometheus_client import REGISTRY, Counter
+
+    vllm_like = Counter("vllm:selfcritic_test_probe", "Stands in for vLLM's metrics.",
+                        registry=REGISTRY)
+    try:
+        vllm_like.inc()
+        first, second = make_client(), make_client()
+        assert first.post("/v1/chat/completions", json=BODY).status_code == 200
+        labels = {"endpoint": "/v1/chat/completions", "status": "200"}
+        assert _sample(first, "selfcritic_requests_total", **labels) == 1
+        assert _sample(second, "selfcritic_requests_total", **labels) == 0
+        scraped = second.get("/metrics").text
+        assert "selfcritic_requests_total" in scraped  # ours
+        assert "vllm:selfcritic_test_probe_total 1.0" in scraped  # the process-wide registry's
+        assert 'selfcritic_requests_total{endpoint="/v1/chat/completions",status="200"}' \
+            not in scraped  # the other app's request is not counted here
+    finally:
+        REGISTRY.unregister(vllm_like)

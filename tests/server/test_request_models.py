@@ -8,10 +8,11 @@ import typing
 import pytest
 from pydantic import BaseModel
 
+from server.chat.protocol import ChatCompletionRequest
+from server.completions.protocol import CompletionRequest
+from server.critique.protocol import CritiqueRequest
 from server.protocol.base import OpenAIObject, RequestModel
-from server.protocol.chat import ChatCompletionRequest, ChatMessage
-from server.protocol.completions import CompletionRequest
-from server.protocol.critique import CritiqueRequest
+from server.protocol.messages import ChatMessage
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 GOOD_BODIES = {

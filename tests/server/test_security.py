@@ -23,9 +23,9 @@ from pydantic import ValidationError
 from critic_loop.engine import EngineProgress
 from critic_loop.engines.scripted import ScriptedEngine
 from server.app import create_app
-from server.auth import APIKeyChecker, UnsafeExposureError, check_exposure, is_loopback
-from server.engine_stall import StallDetector
-from server.keys import configured_keys, read_key_file
+from server.edge.auth import APIKeyChecker, UnsafeExposureError, check_exposure, is_loopback
+from server.edge.keys import configured_keys, read_key_file
+from server.load.engine_stall import StallDetector
 from server.runner import EXIT_BAD_CONFIG, _DrainingServer, serve, stop_leftover_processes, uvicorn_config
 from server.settings import ServerSettings
 
@@ -63,14 +63,14 @@ def test_public_host_without_key_is_refused() -> None:
     {"host": "127.0.0.1"}, {"host": "0.0.0.0", "allow_unauthenticated": True}])
 def test_serving_without_key_is_logged(settings: dict, caplog: pytest.LogCaptureFixture) -> None:
     config = ServerSettings(**settings)
-    with caplog.at_level(logging.WARNING, logger="server.auth"):
+    with caplog.at_level(logging.WARNING, logger="server.edge.auth"):
         check_exposure(config, APIKeyChecker.from_settings(config))
     assert "WITHOUT an API key" in caplog.text
 
 
 def test_public_host_with_key_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
     settings = ServerSettings(host="0.0.0.0", api_key=[KEY])
-    with caplog.at_level(logging.WARNING, logger="server.auth"):
+    with caplog.at_level(logging.WARNING, logger="server.edge.auth"):
         check_exposure(settings, APIKeyChecker.from_settings(settings))
     assert not caplog.records
 

@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 
 from critic_loop.judge_prompt import judge_messages
-from trainer.data import (
-    DataError,
-    PreferencePair,
-    in_both_orders,
-    judge_prompt,
-    load_pairs,
-    to_grpo_dataset,
-)
+from evaluation.pairs import DataError, PreferencePair, load_pairs
+from trainer.data import in_both_orders, judge_prompt, to_grpo_dataset
 
 ROWS = [
     {"question": "What is 2 + 2?", "response_1": "4.", "response_2": "5.", "preference": 1},

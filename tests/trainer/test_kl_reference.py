@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.data import load_pairs, to_grpo_dataset
+from evaluation.pairs import load_pairs
+from trainer.data import to_grpo_dataset
 from trainer.loop_recipe import load_loop_recipe
 from trainer.train import fast_verdict_token_ids, grpo_config, lora_config
 

@@ -69,9 +69,9 @@ pairs and 4 policy questions measured each step (~2 min on 2 idle cores)."""
 
 @pytest.mark.integration
 def test_loop_runs_end_to_end_on_the_default_model(tmp_path: Path) -> None:
+    from evaluation.curve_plot import read_curve
     from trainer.best_checkpoint import read_best
     from trainer.cli import train_main
-    from trainer.curve import read_curve
 
     assert train_main([str(LOOP), *(f"--set={o}" for o in LOOP_E2E),
                        f"--set=output_dir={tmp_path}"]) == 0

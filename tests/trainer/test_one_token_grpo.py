@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.data import load_pairs, to_grpo_dataset
+from evaluation.pairs import load_pairs
+from trainer.data import to_grpo_dataset
 from trainer.recipe import load_recipe
 from trainer.train import fast_verdict_token_ids, grpo_config
 
@@ -102,7 +103,7 @@ def test_rollouts_are_verdict_tokens_at_the_restricted_softmax_frequencies(train
 def test_fast_recipe_trains_and_exports_with_the_one_token_trainer(tiny_model_dir: Path,
                                                                    tmp_path: Path,
                                                                    pair_baseline: bool) -> None:
-    from trainer.curve import plot_curve, read_curve
+    from evaluation.curve_plot import plot_curve, read_curve
     from trainer.train import train
 
     recipe = load_recipe(RECIPE, [f"model={tiny_model_dir}", "max_steps=2", "max_train_pairs=8",
@@ -123,8 +124,8 @@ def test_fast_recipe_trains_and_exports_with_the_one_token_trainer(tiny_model_di
 
 
 def test_held_out_verdicts_read_both_orders_against_the_label() -> None:
-    from trainer.data import PreferencePair
-    from trainer.heldout_curve import _verdict
+    from evaluation.critic_curve import _verdict
+    from evaluation.pairs import PreferencePair
 
     right_first = PreferencePair("Q", "right", "wrong", 1)
     # P("1") = 0.8 as given (says 1: right); swapped, P("1") = 0.3 (says 2: "right" again)

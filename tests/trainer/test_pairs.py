@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from evaluation.dataset import Question
-from trainer.data import load_pairs
+from evaluation.pairs import load_pairs
 from trainer.pairs import (
     MiningConfig,
     grade_samples,

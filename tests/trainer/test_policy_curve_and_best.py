@@ -23,7 +23,7 @@ def test_policy_and_judge_curves_are_written_and_plotted_together(tiny_model_dir
                                                                   tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from trainer.curve import plot_curve, read_curve
+    from evaluation.curve_plot import plot_curve, read_curve
     from trainer.policy_curve import PolicyCurve
     from trainer.train import train
 

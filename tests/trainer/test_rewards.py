@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from critic_loop.verdict import boxed_verdict, parse_verdict
-from trainer.data import PreferencePair, to_grpo_dataset
+from evaluation.pairs import PreferencePair
+from trainer.data import to_grpo_dataset
 from trainer.rewards import (
     DEFAULT_REWARDS,
     DEFAULT_WEIGHTS,

@@ -14,7 +14,8 @@ from tiny_vlm import IMAGE_TOKEN, IMAGE_TOKENS, build_tiny_vlm
 
 from critic_loop.images import images_of
 from critic_loop.judge_prompt import judge_messages
-from trainer.data import load_pairs, to_grpo_dataset
+from evaluation.pairs import load_pairs
+from trainer.data import to_grpo_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 COLOURS = ["red", "blue", "green", "white"]
@@ -93,7 +94,7 @@ def test_a_vision_critic_trains_exports_and_runs(tmp_path: Path, vlm_dir: Path) 
     ({"question": "<image> Which?", "image": "red.png", "answer": "maybe"}, "'answer'"),
 ])
 def test_bad_paper_rows_name_their_field(tmp_path: Path, row: dict, problem: str) -> None:
-    from trainer.data import DataError
+    from evaluation.pairs import DataError
 
     Image.new("RGB", (4, 4), "red").save(tmp_path / "red.png")
     path = tmp_path / "bad.jsonl"

@@ -1,0 +1,1 @@
+"""`POST /v1/critique`: its protocol, router and serving."""

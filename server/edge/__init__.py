@@ -1,0 +1,1 @@
+"""The HTTP edge: the request-context middleware, errors, API keys, SSE framing."""

@@ -1,0 +1,1 @@
+"""Load: admission, capacity, the queue probe, stall detection, metrics, cancellation."""

@@ -1,0 +1,1 @@
+"""Images in requests: checked against the limits, then fetched and decoded."""

@@ -1,1 +1,0 @@
-"""Thin routers: parse, authorise, admit, hand over to a service, shape the reply."""
