@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--policy-data", type=Path, default=REPO / "data/tasks/heldout.jsonl")
     parser.add_argument("--policy-limit", type=int, default=100)
     parser.add_argument("--skip", default="", help="comma list of judge,policy,knockout")
+    parser.add_argument("--which", default="base,trained", help="the models to measure")
+    parser.add_argument("--knockout-limit", type=int, default=None,
+                        help="knockouts on the first N held-out questions only")
     parser.add_argument("--output", type=Path, default=REPO / "bench/results/onpolicy_critic.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -118,7 +121,12 @@ def main() -> None:
     prompts = {q.id: q.question for q in heldout_questions(job)}
     skip = set(filter(None, args.skip.split(",")))
     results: dict[str, Any] = {"pairs": str(args.pairs), "load_before": _load()}
+    if args.knockout_limit is not None:
+        prompts = dict(list(prompts.items())[:args.knockout_limit])
+    chosen = set(args.which.split(","))
     for name, where in (("base", args.base), ("trained", args.trained)):
+        if name not in chosen:
+            continue
         path = resolve_model(where).path
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         tokenizer = AutoTokenizer.from_pretrained(path)
