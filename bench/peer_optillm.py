@@ -263,9 +263,9 @@ async def run(args: argparse.Namespace, servers: dict[str, Server], arms: list[A
 
 
 def same_binding_env() -> dict[str, str]:
-    """The thread-binding variables our engine starts with (`critic_loop.engines.
+    """The thread-binding variables our engine starts with (`critic_loop.runtime.engines.
     cpu_runtime`: the operator's, else its own choice), for vLLM's server too."""
-    from critic_loop.engines.cpu_runtime import BINDING_VARIABLES, choose_binding
+    from critic_loop.runtime.engines.cpu_runtime import BINDING_VARIABLES, choose_binding
 
     cpus = sorted(os.sched_getaffinity(0))
     chosen = dict(choose_binding(cpus, os.environ).environ)
@@ -274,8 +274,9 @@ def same_binding_env() -> dict[str, str]:
 
 
 def start_servers(args: argparse.Namespace, code: bool) -> dict[str, Server]:
-    from critic_loop.dtype_policy import resolve_dtype
     from critic_loop.model_store import resolve_model
+
+    from critic_loop.runtime.dtype_policy import resolve_dtype
 
     model = resolve_model(args.model)
     eager = not args.compiled

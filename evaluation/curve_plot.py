@@ -15,15 +15,19 @@ logger = logging.getLogger(__name__)
 
 
 def read_curve(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
-    """(step, value) series: held-out accuracy, K=2 match accuracy, and training reward."""
+    """(step, value) series: held-out accuracy, K=2 match accuracy, greedy policy accuracy
+    (trainer/policy_curve.py) and training reward."""
     series: dict[str, list[tuple[int, float]]] = {
-        "held-out accuracy": [], "held-out K=2 match accuracy": [], "training reward": []}
+        "held-out accuracy": [], "held-out K=2 match accuracy": [],
+        "policy greedy accuracy (held-out)": [], "training reward": []}
     for line in metrics_path.read_text().splitlines():
         record: dict[str, Any] = json.loads(line)
         step = int(record.get("step", 0))
         if "eval/accuracy" in record:
             series["held-out accuracy"].append((step, record["eval/accuracy"]))
             series["held-out K=2 match accuracy"].append((step, record["eval/match_accuracy"]))
+        elif "policy/accuracy" in record:
+            series["policy greedy accuracy (held-out)"].append((step, record["policy/accuracy"]))
         elif isinstance(record.get("reward"), (int, float)):
             series["training reward"].append((step, record["reward"]))
     return series
@@ -32,8 +36,8 @@ def read_curve(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
 def plot_curve(metrics_path: Path, out: Path, title: str = "") -> Path | None:
     """Write the figure; None (with a warning) when matplotlib is missing or no eval ran."""
     series = read_curve(metrics_path)
-    if not series["held-out accuracy"]:
-        logger.warning("%s has no held-out evaluations (set eval_data in the recipe)",
+    if not series["held-out accuracy"] and not series["policy greedy accuracy (held-out)"]:
+        logger.warning("%s has no held-out evaluations (set eval_data or a policy_curve)",
                        metrics_path)
         return None
     try:

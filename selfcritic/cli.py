@@ -22,9 +22,8 @@ from collections.abc import Sequence
 PARTS: tuple[str, ...] = ("server.cli", "trainer.cli", "evaluation.cli", "selfcritic.bench")
 """Modules with `add_parser(subparsers)`, in the order `selfcritic --help` lists them."""
 
-DATA_PARTS: tuple[str, ...] = ()
-"""Modules with `add_parser(subparsers)` for `selfcritic data ...` (none yet: the group
-appears once one is listed)."""
+DATA_PARTS: tuple[str, ...] = ("trainer.pairs_cli",)
+"""Modules with `add_parser(subparsers)` for `selfcritic data ...`."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,8 +56,14 @@ def run_train(args: argparse.Namespace) -> int:
     # slow each other ~10x. Passive waiting costs nothing when the machine is quiet. It
     # only takes effect if torch is not imported yet, hence here and first.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from trainer.loop_recipe import is_loop_recipe
     from trainer.recipe import RecipeError, load_recipe
 
+    if args.recipe and is_loop_recipe(args.recipe):  # pairs → training → export (loop.py)
+        from trainer.loop_cli import run_loop_recipe
+
+        return run_loop_recipe(args.recipe, args.overrides, print_only=args.print_recipe,
+                               export_only=_export_only if args.export_only else None)
     try:
         recipe = load_recipe(args.recipe, args.overrides)
     except RecipeError as error:

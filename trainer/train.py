@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,10 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def train(recipe: Recipe) -> TrainResult:
-    """Train a critic as `recipe` says and export it; resumes when a checkpoint exists."""
+def train(recipe: Recipe, extra_callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Train a critic as `recipe` says and export it; resumes when a checkpoint exists.
+
+    `extra_callbacks` run after the built-in ones (so they see this step's figures)."""
     import torch
     from transformers.trainer_callback import ProgressCallback
     from trl import GRPOTrainer
@@ -143,6 +146,7 @@ def train(recipe: Recipe) -> TrainResult:
             callbacks.append(TimeBudget(recipe.max_minutes))
         if recipe.eval_data:
             callbacks.append(heldout_curve(recipe, base.path, metrics.path))
+        callbacks.extend(extra_callbacks)
         trainer_class, extra = GRPOTrainer, {}
         if recipe.one_token:
             from trainer.one_token_grpo import OneTokenGRPOTrainer
