@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from image_fixtures import BLUE_PNG, RED_PNG, image_part
-
 from critic_loop.engine import GenerationRequest
 from critic_loop.runtime.engines.scripted import ScriptedEngine
+from tests.support.image_fixtures import BLUE_PNG, RED_PNG, image_part
 
 
 class Recorder:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from critic_loop.runtime.engines.upstream import UpstreamEngine
 from server.app import create_app
 from server.settings import ServerSettings
-from tests.critic_loop.fake_upstream import FakeUpstream, WordTokenizer, create_fake_app
+from tests.support.fake_upstream import FakeUpstream, WordTokenizer, create_fake_app
 
 
 @pytest.fixture
