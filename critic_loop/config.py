@@ -13,6 +13,9 @@ from typing import Any
 from critic_loop.answers import FORMATS, compile_pattern
 from critic_loop.judge_prompt import JudgeMode
 
+SELF_CRITIC_SUFFIX = ":self-critic"
+"""A served model name with this suffix (`MODEL:self-critic`) turns self-critic on for
+every request to it: the server's naming rule, which the evaluation's clients read too."""
 MAX_CANDIDATES = 128
 """The paper's largest N (best-of-128)."""
 MAX_COMPARISONS = 64

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from evaluation.cli_flags import add_api_key_flag, add_dataset_flags, fields_from_args
 
 logger = logging.getLogger("selfcritic.eval")
 
@@ -86,8 +87,7 @@ def add_eval_parsers(sub: Any) -> None:
                         "(omit to serve --model for the run)")
     policy.add_argument("--model", help="with --url: the model name to request (default: the "
                         "endpoint's first); without: 'default' or a model directory to serve")
-    policy.add_argument("--api-key", default=_first_key(),
-                        help="API key for the endpoint [env SELFCRITIC_API_KEY]")
+    add_api_key_flag(policy)
     policy.add_argument("--strategies", type=_names, default=DEFAULT_STRATEGIES,
                         help=f"comma-separated (default {','.join(DEFAULT_STRATEGIES)})")
     policy.add_argument("--n", dest="ns", type=_ints, default=(4, 8),
@@ -114,19 +114,7 @@ def add_eval_parsers(sub: Any) -> None:
     policy.add_argument("--template", default="{question}",
                         help="user message template, e.g. '{question} Put the final answer "
                              "in \\boxed{}.'")
-    data = policy.add_argument_group("dataset fields")
-    data.add_argument("--grader", help="grader of rows without a 'grader' field: numeric, "
-                      "exact, choice or regex")
-    data.add_argument("--answer-format", help="how answers are read for voting and merging: "
-                      "auto, number, boxed or choice (default: by grader)")
-    data.add_argument("--answer-pattern", help="a regex that reads answers instead (last "
-                      "match; group 1 if any); the regex grader needs one")
-    data.add_argument("--question-field", default="question", help="field with the question")
-    data.add_argument("--answer-field", default="answer", help="field with the answer")
-    data.add_argument("--reference-format", help="extract the reference answer from the "
-                      "answer field with this format (e.g. boxed for MATH solutions)")
-    data.add_argument("--reference-pattern", help="or with this regex (e.g. '####\\s*(.+)' "
-                      "for GSM8K)")
+    add_dataset_flags(policy, references=True)
     code = policy.add_argument_group("code problems")
     code.add_argument("--exec-grouping", action="store_true",
                       help="majority@N for code: group candidates by their outputs on the "
@@ -182,7 +170,7 @@ def add_eval_parsers(sub: Any) -> None:
 def run_policy(args: argparse.Namespace) -> int:
     """Run `eval policy`; print the table; 0 when some strategy was scored."""
     from evaluation.client import EndpointError
-    from evaluation.dataset import DatasetError, Fields
+    from evaluation.dataset import DatasetError
     from evaluation.policy import PolicyEvalConfig, evaluate_policy
     from evaluation.report import format_table
 
@@ -199,11 +187,7 @@ def run_policy(args: argparse.Namespace) -> int:
             allow_unsandboxed_exec=args.allow_unsandboxed_exec,
             exec_timeout_s=args.exec_timeout_s, exec_workers=args.exec_workers,
             save_candidates=args.save_candidates,
-            fields=Fields(question=args.question_field, answer=args.answer_field,
-                          grader=args.grader, answer_format=args.answer_format,
-                          answer_pattern=args.answer_pattern,
-                          reference_format=args.reference_format,
-                          reference_pattern=args.reference_pattern))
+            fields=fields_from_args(args))
         with _sigterm_exits():
             result = evaluate_policy(config)
     except (DatasetError, EndpointError, ValueError, RuntimeError) as error:
@@ -267,11 +251,6 @@ def _sigterm_exits() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _first_key() -> str | None:
-    keys = os.environ.get("SELFCRITIC_API_KEY", "")
-    return keys.split(",")[0].strip() or None
 
 
 def _names(text: str) -> tuple[str, ...]:

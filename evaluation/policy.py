@@ -22,6 +22,7 @@ import httpx
 
 from critic_loop.code.grader import CodeGrader
 from critic_loop.code.sandbox import Limits, Sandbox
+from critic_loop.config import SELF_CRITIC_SUFFIX
 from evaluation.candidate_recorder import CandidateRecorder
 from evaluation.client import ChatClient, EndpointError
 from evaluation.code_tasks import CODE_MAX_TOKENS
@@ -39,7 +40,6 @@ from evaluation.strategies import (
 )
 
 logger = logging.getLogger(__name__)
-SELF_CRITIC_SUFFIX = ":self-critic"
 
 
 @dataclass(frozen=True)

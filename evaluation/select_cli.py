@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from evaluation.cli_flags import add_api_key_flag, add_dataset_flags, fields_from_args
 
 logger = logging.getLogger("selfcritic.eval")
 
@@ -135,8 +136,7 @@ def _judge_flags(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--tokenizer", help="the served model's local directory (tokenizer "
                         "and chat template; default: what the endpoint reports)")
-    parser.add_argument("--api-key", default=_first_key(),
-                        help="API key for the endpoint [env SELFCRITIC_API_KEY]")
+    add_api_key_flag(parser)
     parser.add_argument("--strategies", default=",".join(DEFAULT_SELECTORS),
                         help=f"comma-separated (default {','.join(DEFAULT_SELECTORS)})")
     parser.add_argument("--n", type=int, default=8, help="pool size N (default 8)")
@@ -153,24 +153,7 @@ def _judge_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout-s", type=float, default=900.0, help="per-request timeout")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar (default: on a terminal)")
-    data = parser.add_argument_group("dataset fields")
-    data.add_argument("--grader", help="grader of rows without a 'grader' field")
-    data.add_argument("--answer-format", help="how answers are read for voting and merging")
-    data.add_argument("--answer-pattern", help="a regex that reads answers instead")
-    data.add_argument("--question-field", default="question", help="field with the question")
-    data.add_argument("--answer-field", default="answer", help="field with the answer")
-
-
-def _first_key() -> str | None:
-    keys = os.environ.get("SELFCRITIC_API_KEY", "")
-    return keys.split(",")[0].strip() or None
-
-
-def _fields(args: argparse.Namespace) -> Any:
-    from evaluation.dataset import Fields
-
-    return Fields(question=args.question_field, answer=args.answer_field, grader=args.grader,
-                  answer_format=args.answer_format, answer_pattern=args.answer_pattern)
+    add_dataset_flags(parser)
 
 
 def _settings(args: argparse.Namespace, include_greedy: bool) -> Any:
@@ -213,7 +196,8 @@ def run_select(args: argparse.Namespace) -> int:
 def _has_code(args: argparse.Namespace) -> bool:
     from evaluation.dataset import load_questions
 
-    return any(q.code is not None for q in load_questions(args.data, _fields(args), args.limit))
+    questions = load_questions(args.data, fields_from_args(args), args.limit)
+    return any(q.code is not None for q in questions)
 
 
 def _select_config(args: argparse.Namespace, parse_selectors: Any, code: Any) -> Any:
@@ -224,7 +208,7 @@ def _select_config(args: argparse.Namespace, parse_selectors: Any, code: Any) ->
             model=args.model, tokenizer=args.tokenizer, api_key=args.api_key,
             selectors=parse_selectors(args.strategies),
             settings=_settings(args, args.include_greedy), template=args.template,
-            fields=_fields(args), limit=args.limit, concurrency=args.concurrency,
+            fields=fields_from_args(args), limit=args.limit, concurrency=args.concurrency,
             timeout_s=args.timeout_s, progress=args.progress, code=code)
 
 
@@ -243,7 +227,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             tokenizer=args.tokenizer, api_key=args.api_key,
             selectors=parse_selectors(args.strategies),
             settings=tuple(_settings(args, g) for g in options), template=args.template,
-            fields=_fields(args), limit=args.limit, concurrency=args.concurrency,
+            fields=fields_from_args(args), limit=args.limit, concurrency=args.concurrency,
             timeout_s=args.timeout_s, max_tokens=args.max_tokens,
             temperature=args.temperature, dry_run=args.dry_run,
             serve_args=tuple(args.serve_args), progress=args.progress)

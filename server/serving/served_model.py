@@ -4,9 +4,8 @@ served."""
 
 from __future__ import annotations
 
+from critic_loop.config import SELF_CRITIC_SUFFIX
 from server.edge.errors import APIError, bad_request
-
-SELF_CRITIC_SUFFIX = ":self-critic"
 
 
 def served_names(base: str) -> tuple[str, str]:

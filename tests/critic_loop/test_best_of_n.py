@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from simulated_judges import scored_responder
 
 from critic_loop.best_of_n import best_of_n
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import EngineError, GenerationRequest, SamplingOptions, StreamDelta
 from critic_loop.runtime.engines.scripted import ScriptedEngine
+from tests.support.simulated_judges import scored_responder
 
 PROMPT = "<|user|> What is 2+2?\n<|assistant|>"
 QUESTION = [{"role": "user", "content": "What is 2+2?"}]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from simulated_judges import scored_responder
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.critique import rank_responses
 from critic_loop.engine import Completion, GenerationRequest
 from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
+from tests.support.simulated_judges import scored_responder
 
 QUESTION = "Which answer is right?"
 

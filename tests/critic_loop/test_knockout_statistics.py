@@ -13,18 +13,18 @@ import math
 import random
 
 import pytest
-from simulated_judges import (
+
+from critic_loop.best_of_n import best_of_n
+from critic_loop.config import SelfCriticConfig
+from critic_loop.critique import rank_responses
+from critic_loop.engine import SamplingOptions
+from tests.support.simulated_judges import (
     SimulatedEngine,
     knockout_win_probability,
     match_win_probability,
     position_judge,
     quality_judge,
 )
-
-from critic_loop.best_of_n import best_of_n
-from critic_loop.config import SelfCriticConfig
-from critic_loop.critique import rank_responses
-from critic_loop.engine import SamplingOptions
 
 Z_99 = 2.5758
 

@@ -11,12 +11,12 @@ import math
 import random
 
 import pytest
-from simulated_judges import SimulatedEngine, biased_judge
 
 from critic_loop.best_of_n import best_of_n
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import SamplingOptions
 from critic_loop.match import Coin, Judgment, content_preference, decide
+from tests.support.simulated_judges import SimulatedEngine, biased_judge
 
 
 def logit(p: float) -> float:

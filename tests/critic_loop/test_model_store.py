@@ -27,7 +27,7 @@ from critic_loop.runtime.model_store import (
     model_dir,
     resolve_model,
 )
-from tests.critic_loop.model_packages import fake_model
+from tests.support.model_packages import fake_model
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from simulated_judges import responses_in
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion, GenerationRequest
@@ -14,6 +13,7 @@ from critic_loop.judge_prompt import judge_messages
 from critic_loop.match import MatchResult, reasoning_of
 from critic_loop.pairwise import Pairing, PairJudge, judge_given_prompts
 from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
+from tests.support.simulated_judges import responses_in
 
 
 def prefers(text: str):

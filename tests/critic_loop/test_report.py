@@ -3,13 +3,12 @@ whose two sides give different answers, the same in a response and in /v1/critiq
 
 from __future__ import annotations
 
-from simulated_judges import responses_in
-
 from critic_loop.best_of_n import best_of_n
 from critic_loop.config import SelfCriticConfig
 from critic_loop.critique import rank_responses
 from critic_loop.engine import GenerationRequest, SamplingOptions
 from critic_loop.runtime.engines.scripted import ScriptedEngine
+from tests.support.simulated_judges import responses_in
 
 
 def judge_knowing(right: str, candidates: list[str]):

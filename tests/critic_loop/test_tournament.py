@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from simulated_judges import responses_in, score_of, scored_responder
 
 from critic_loop.best_of_n import BestOfNResult, best_of_n
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import Completion, GenerationRequest, SamplingOptions
 from critic_loop.runtime.engines.scripted import ScriptedEngine
 from critic_loop.tournament import Bracket, find_duplicates, normalise
+from tests.support.simulated_judges import responses_in, score_of, scored_responder
 
 
 async def run(texts: list[str], responder=None, **config) -> tuple[ScriptedEngine,

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
-from fake_upstream import FakeUpstream, WordTokenizer, create_fake_app
 
 from critic_loop.engine import (
     EngineError,
@@ -23,6 +22,7 @@ from critic_loop.engine import (
 )
 from critic_loop.judge_prompt import VERDICT_CHOICES
 from critic_loop.runtime.engines.upstream import UpstreamConfig, UpstreamEngine
+from tests.support.fake_upstream import FakeUpstream, WordTokenizer, create_fake_app
 
 SESSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("session", default=None)
 SECRET = "sk-secret-upstream-a"

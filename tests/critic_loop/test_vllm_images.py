@@ -13,13 +13,13 @@ import pytest
 pytest.importorskip("vllm")
 
 from PIL import Image
-from tiny_vlm import IMAGE_TOKENS, build_tiny_vlm
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.critique import rank_responses
 from critic_loop.engine import GenerationRequest, PromptTooLongError, SamplingOptions
 from critic_loop.runtime.engines.vllm_async import EngineConfig, VLLMEngine
 from critic_loop.runtime.engines.vllm_images import ImagePrompter
+from tests.support.tiny_vlm import IMAGE_TOKENS, build_tiny_vlm
 
 RED, BLUE = Image.new("RGB", (40, 30), "red"), Image.new("RGB", (30, 40), "blue")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from select_cases import write_case
 
 from critic_loop.selection.calibration import METADATA_FILE, read_calibration
 from evaluation.calibrate import CalibrateConfig, calibrate, check_not_a_test_set, choose
@@ -17,7 +16,8 @@ from evaluation.select_report import StrategyRow
 from evaluation.selectors import SelectSettings, parse_selectors
 from server.model_defaults import with_model_defaults
 from server.settings import ServerSettings
-from tests.critic_loop.fake_upstream import FakeUpstream, WordTokenizer, create_fake_app
+from tests.support.fake_upstream import FakeUpstream, WordTokenizer, create_fake_app
+from tests.support.select_cases import write_case
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_endpoint import FakeEndpoint, Script
 
 from critic_loop.code.sandbox import Sandbox, SandboxUnavailable
 from evaluation import code_tasks
 from evaluation.policy import PolicyEvalConfig, evaluate_policy
+from tests.support.fake_endpoint import FakeEndpoint, Script
 
 STRATEGIES = ("greedy", "majority", "pass@N", "self-critic-fast")
 

@@ -15,7 +15,7 @@ from evaluation import local_server as local_server_module
 from evaluation.local_server import BOUND, free_port, launch, local_server, serve_command
 from evaluation.policy import PolicyEvalConfig, evaluate_policy
 
-TINY = Path(__file__).with_name("tiny_openai_server.py")
+TINY = Path(__file__).resolve().parents[1] / "support" / "tiny_openai_server.py"
 
 
 def test_serve_command_is_eager_on_loopback() -> None:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_endpoint import JUDGE_TOKENS_PER_CALL, PROMPT_TOKENS, FakeEndpoint, Script
 
 from evaluation import policy as policy_module
 from evaluation.client import ChatClient
@@ -15,6 +14,7 @@ from evaluation.policy import PolicyEvalConfig, evaluate_policy
 from evaluation.report import Row
 from evaluation.strategies import STRATEGIES, majority_index
 from selfcritic.cli import main
+from tests.support.fake_endpoint import JUDGE_TOKENS_PER_CALL, PROMPT_TOKENS, FakeEndpoint, Script
 
 # Answers: 2, 5, 7, 6. Worked out by hand in the comments; the tests check the sums.
 SCRIPTS = {

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from select_cases import write_case
 
 from evaluation.select_eval import SelectEvalConfig, evaluate_selection
 from evaluation.selectors import SelectSettings, parse_selectors
 from selfcritic.cli import main
-from tests.critic_loop.fake_upstream import FakeUpstream, WordTokenizer, create_fake_app
+from tests.support.fake_upstream import FakeUpstream, WordTokenizer, create_fake_app
+from tests.support.select_cases import write_case
 
 
 def config(tmp_path: Path, names: str, fake: FakeUpstream | None = None,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from select_cases import judge_engine, write_case
 
 from critic_loop.answers import grade
 from evaluation.candidates import load_candidates
@@ -14,6 +13,7 @@ from evaluation.dataset import Question, load_questions
 from evaluation.select_report import best_row, pool_figures, strategy_rows
 from evaluation.select_run import QuestionPicks, select_question
 from evaluation.selectors import SelectSettings, parse_selector, parse_selectors
+from tests.support.select_cases import judge_engine, write_case
 
 NAMES = ("knockout-fast", "vote", "confidence", "hybrid-fast")
 

@@ -7,23 +7,7 @@ from collections.abc import Callable
 import openai
 import pytest
 
-API_KEY = "test-key-1"
-SECOND_KEY = "test-key-2"
-MODEL = "smollm2-135m-instruct"
-
-
-def metric_value(text: str, name: str, **labels: str) -> float:
-    """The sum of a Prometheus sample `name` over the series that carry `labels`."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name) or line.startswith("#"):
-            continue
-        head, _, value = line.rpartition(" ")
-        if head.split("{")[0] != name:
-            continue
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
+from tests.support.live_server import API_KEY, SECOND_KEY
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

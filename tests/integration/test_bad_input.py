@@ -9,7 +9,8 @@ import json
 
 import httpx
 import pytest
-from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
+
+from tests.support.live_server import API_KEY, MODEL
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 QUESTION = [{"role": "user", "content": "Name a colour."}]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-from conftest import API_KEY, MODEL, SECOND_KEY  # type: ignore[import-not-found]
+
+from tests.support.live_server import API_KEY, MODEL, SECOND_KEY
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 # What the 135M test model answers is not asserted (its greedy answer moved with the

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import openai
 import pytest
-from conftest import MODEL  # type: ignore[import-not-found]
+
+from tests.support.live_server import MODEL
 
 PROMPT = "The capital of France is"
 

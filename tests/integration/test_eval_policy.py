@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
 
 from evaluation.code_tasks import PackageMissing, humaneval_file
 from selfcritic.cli import main
+from tests.support.live_server import API_KEY, MODEL
 
 REPO = Path(__file__).resolve().parents[2]
 STRATEGIES = ("greedy", "sample", "majority", "pass@N", "self-critic-fast",

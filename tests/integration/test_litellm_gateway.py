@@ -18,9 +18,9 @@ import httpx
 import openai
 import pytest
 import yaml
-from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
 
 from evaluation.local_server import ServerProcess, free_port, launch
+from tests.support.live_server import API_KEY, MODEL
 
 REPO = Path(__file__).resolve().parents[2]
 LITELLM = REPO / ".venv-litellm" / "bin" / "litellm"

@@ -9,11 +9,11 @@ import json
 import jsonschema
 import openai
 import pytest
-from conftest import MODEL  # type: ignore[import-not-found]
 from transformers import AutoTokenizer
 
 from critic_loop.builtin_models import TEST_MODEL
 from critic_loop.runtime.model_store import resolve_model
+from tests.support.live_server import MODEL
 
 CITY = {"type": "object", "additionalProperties": False, "required": ["city", "score"],
         "properties": {"city": {"type": "string", "enum": ["Paris", "London", "Rome"]},

@@ -8,7 +8,8 @@ import re
 import time
 
 import httpx
-from conftest import API_KEY, MODEL, metric_value  # type: ignore[import-not-found]
+
+from tests.support.live_server import API_KEY, MODEL, metric_value
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 QUESTION = [{"role": "user", "content": "Write a long story about a dragon."}]

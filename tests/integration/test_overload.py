@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 
 import httpx
-from conftest import API_KEY, MODEL, metric_value  # type: ignore[import-not-found]
+
+from tests.support.live_server import API_KEY, MODEL, metric_value
 
 FLOOD = 16
 WAVES = 2

@@ -13,9 +13,9 @@ import threading
 import time
 
 import httpx
-from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
 
 from critic_loop.builtin_models import TEST_MODEL
+from tests.support.live_server import API_KEY, MODEL
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 PROSE = "The quick brown fox jumps over the lazy dog, then naps in the warm afternoon sun. "

@@ -6,10 +6,10 @@ numerics differ slightly from a fresh one's)."""
 from __future__ import annotations
 
 import openai
-from conftest import MODEL  # type: ignore[import-not-found]
 
 from critic_loop.builtin_models import BUILTIN_MODELS
 from critic_loop.generation_defaults import GenerationDefaults
+from tests.support.live_server import MODEL
 
 QUESTION = [{"role": "user", "content": "Name three colours."}]
 

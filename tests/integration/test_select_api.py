@@ -4,7 +4,8 @@ small N and short answers, so the whole module costs a few seconds of generation
 from __future__ import annotations
 
 import openai
-from conftest import MODEL  # type: ignore[import-not-found]
+
+from tests.support.live_server import MODEL
 
 QUESTION = [{"role": "user", "content": "What is 12 + 7? Answer with the number."}]
 

@@ -7,7 +7,8 @@ import json
 import httpx
 import openai
 import pytest
-from conftest import API_KEY, MODEL  # type: ignore[import-not-found]
+
+from tests.support.live_server import API_KEY, MODEL
 
 QUESTION = [{"role": "user", "content": "What is 12 + 7? Answer with the number."}]
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -11,7 +11,8 @@ import time
 
 import httpx
 import psutil
-from conftest import API_KEY, MODEL, metric_value  # type: ignore[import-not-found]
+
+from tests.support.live_server import API_KEY, MODEL, metric_value
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 TREE_EXIT_S = 20

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from conftest import API_KEY, MODEL, SECOND_KEY  # type: ignore[import-not-found]
 from test_chat_api import (  # type: ignore[import-not-found]  # noqa: F401 - collected here too
     test_bad_input_is_4xx_and_server_stays_healthy,
     test_capital_of_france,
@@ -35,7 +34,8 @@ from test_self_critic_api import (  # type: ignore[import-not-found]  # noqa: F4
     test_self_critic_through_model_alias,
 )
 
-from tests.integration.upstream_servers import default_model_path, start_fake, start_vllm_server
+from tests.support.live_server import API_KEY, MODEL, SECOND_KEY
+from tests.support.upstream_servers import default_model_path, start_fake, start_vllm_server
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -76,6 +76,14 @@ def test_prompts_are_rendered_as_vllm_renders_them(client, vllm_upstream) -> Non
     assert ours.choices[0].message.content == theirs.choices[0].message.content
 
 
+def _wait_in_flight(url: str, timeout_s: float = 120) -> None:
+    """Until the fake upstream at `url` is answering a call (the kill must land on one)."""
+    deadline = time.monotonic() + timeout_s
+    while httpx.get(url + "/fake/in-flight", timeout=10).json()["in_flight"] < 1:
+        assert time.monotonic() < deadline, f"no call reached {url} within {timeout_s} s"
+        time.sleep(0.05)
+
+
 def test_two_upstreams_one_killed_under_load(launch_server, tmp_path) -> None:
     """Two lightweight fake upstreams (not two vLLMs): 0.3 s per token, so a self-critic
     request takes seconds and the kill lands on requests in flight."""
@@ -98,7 +106,7 @@ def test_two_upstreams_one_killed_under_load(launch_server, tmp_path) -> None:
 
         with ThreadPoolExecutor(12) as pool:
             answers = [pool.submit(ask, i) for i in range(24)]
-            time.sleep(1.5)
+            _wait_in_flight(fakes[0].url)
             fakes[0].stop(signal.SIGKILL)
             assert all(answer.result().endswith("done") for answer in answers)
         log = server.log()

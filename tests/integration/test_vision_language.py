@@ -20,7 +20,7 @@ except Exception as exc:  # ImportError, or a CUDA build whose ops cannot load o
     pytest.skip(f"vLLM's vision-language models need torchvision, which does not import "
                 f"here ({type(exc).__name__}: {exc})", allow_module_level=True)
 
-from tiny_vlm import build_tiny_vlm
+from tests.support.tiny_vlm import build_tiny_vlm
 
 RED = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR42mP8z4A"
        "dMDEMKQkAzUEBD7t4NqoAAAAASUVORK5CYII=")

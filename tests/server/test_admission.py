@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from image_fixtures import encoded  # type: ignore[import-not-found]
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
@@ -12,6 +11,7 @@ from server.load.admission import AdmissionController, Overloaded, chat_cost, cr
 from server.load.capacity import PRIOR_TOKENS_PER_S, Capacity, WorkCost
 from server.load.queue_probe import QueueDelayProbe
 from server.media import images as media
+from tests.support.image_fixtures import encoded
 
 QUESTION = [{"role": "user", "content": "What is 2 + 2?"}]
 

@@ -8,7 +8,6 @@ import re
 
 import httpx
 import pytest
-from failing_engine import failing_engine  # type: ignore[import-not-found]
 
 from critic_loop.engine import (
     EngineError,
@@ -20,6 +19,7 @@ from critic_loop.engine import (
 from critic_loop.runtime.engines.scripted import ScriptedEngine
 from server.app import create_app
 from server.settings import ServerSettings
+from tests.support.failing_engine import failing_engine
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 

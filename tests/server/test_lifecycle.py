@@ -9,12 +9,12 @@ import asyncio
 import json
 
 import pytest
-from image_fixtures import encoded  # type: ignore[import-not-found]
 
 from critic_loop.runtime.engines.scripted import ScriptedEngine, echo_responder
 from server.app import create_app
 from server.media import images
 from server.settings import ServerSettings
+from tests.support.image_fixtures import encoded
 
 IMAGE_URL = "http://images.test/cat.png"
 SETTINGS = {"allowed_media_domains": "images.test", "request_timeout_s": 30}

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from image_fixtures import BLUE_PNG, RED_PNG, data_url, encoded, image_server
 
 from server.edge.errors import APIError
 from server.media import fetch as media_fetch
 from server.media.images import ImageRef, MediaPolicy
 from server.settings import ServerSettings
+from tests.support.image_fixtures import BLUE_PNG, RED_PNG, data_url, encoded, image_server
 
 
 def policy(**settings: object) -> MediaPolicy:

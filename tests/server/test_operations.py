@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
-
 from critic_loop.runtime.engines.scripted import ScriptedEngine
+from tests.support.knockout import KNOCKOUT
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 BODY = {"model": "tiny", "messages": MESSAGES}

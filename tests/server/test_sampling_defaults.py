@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
 from pydantic import ValidationError
 
 from critic_loop.engine import SamplingOptions
@@ -18,6 +17,7 @@ from selfcritic.cli import build_parser
 from server.cli import settings_from_args
 from server.model_defaults import sampling_defaults
 from server.settings import ServerSettings
+from tests.support.knockout import KNOCKOUT
 
 GENERATION = {"bos_token_id": 1, "eos_token_id": [2, 3], "do_sample": True,
               "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from failing_engine import failing_engine  # type: ignore[import-not-found]
 
 from critic_loop.engine import (
     EngineError,
     InvalidRequestError,
     PromptTooLongError,
 )
+from tests.support.failing_engine import failing_engine
 
 BODY = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
 

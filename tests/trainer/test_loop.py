@@ -70,8 +70,8 @@ pairs and 4 policy questions measured each step (~2 min on 2 idle cores)."""
 @pytest.mark.integration
 def test_loop_runs_end_to_end_on_the_default_model(tmp_path: Path) -> None:
     from evaluation.curve_plot import read_curve
-    from trainer.best_checkpoint import read_best
     from selfcritic.cli import main as selfcritic_main
+    from trainer.best_checkpoint import read_best
 
     assert selfcritic_main(["train", str(LOOP), *(f"--set={o}" for o in LOOP_E2E),
                        f"--set=output_dir={tmp_path}"]) == 0

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from tiny_vlm import IMAGE_TOKEN, IMAGE_TOKENS, build_tiny_vlm
 
 from critic_loop.images import images_of
 from critic_loop.judge_prompt import judge_messages
 from evaluation.pairs import load_pairs
+from tests.support.tiny_vlm import IMAGE_TOKEN, IMAGE_TOKENS, build_tiny_vlm
 from trainer.data import to_grpo_dataset
 
 REPO = Path(__file__).resolve().parents[2]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from humaneval_rows import humaneval  # type: ignore[import-not-found]
-
 from critic_loop.code.behaviour import Behaviour, behaviours, group_ids
 from critic_loop.code.examples import Example, parse_examples
 from critic_loop.code.sandbox import Sandbox
+from tests.support.humaneval_rows import humaneval
 
 
 def test_the_examples_of_a_real_prompt_are_parsed() -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from humaneval_rows import humaneval  # type: ignore[import-not-found]
 
 from critic_loop.code.sandbox import Limits, Sandbox
 from critic_loop.code.tests_runner import CodeTask, grade_answer, run_tests
+from tests.support.humaneval_rows import humaneval
 
 
 def _task(row: dict[str, str]) -> CodeTask:

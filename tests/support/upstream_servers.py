@@ -13,7 +13,7 @@ from critic_loop.runtime.engines.cpu_defaults import cpu_engine_flags
 from evaluation.local_server import ServerProcess, free_port, launch
 
 REPO = Path(__file__).resolve().parents[2]
-FAKE = REPO / "tests" / "critic_loop" / "fake_upstream.py"
+FAKE = REPO / "tests" / "support" / "fake_upstream.py"
 
 
 def default_model_path() -> str:
@@ -41,7 +41,7 @@ def start_vllm_server(log_path: Path, served_name: str) -> ServerProcess:
 
 def start_fake(name: str, log_path: Path, delay_s: float = 0.0, root: str = "",
                port: int | None = None) -> ServerProcess:
-    """A fake upstream (tests/critic_loop/fake_upstream.py) whose /v1/models reports `root`
+    """A fake upstream (tests/support/fake_upstream.py) whose /v1/models reports `root`
     as its model's directory, so the tokenizer is found there."""
     port = port or free_port()
     command = [sys.executable, str(FAKE), str(port), name, str(delay_s), root]

@@ -2,7 +2,7 @@
 included, vLLM's extras optional) and a word tokenizer to go with it.
 
 Unit tests mount it in-process through `httpx.ASGITransport`; the failover test runs it as
-a process it can kill: `python tests/critic_loop/fake_upstream.py PORT NAME [DELAY_S]`.
+a process it can kill: `python tests/support/fake_upstream.py PORT NAME [DELAY_S]`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class FakeUpstream:
     calls: list[dict[str, Any]] = field(default_factory=list)
     keys: list[str | None] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
+    in_flight: int = 0
+    """Completions being answered now (`GET /fake/in-flight`: a test waits for one)."""
 
     def words(self, index: int) -> list[str]:
         return [self.name, " answer", f" {index}", " done"]
@@ -46,6 +48,10 @@ def create_fake_app(fake: FakeUpstream) -> FastAPI:
     @app.get("/health")
     async def health() -> JSONResponse:
         return JSONResponse({}, status_code=200 if fake.healthy else 503)
+
+    @app.get("/fake/in-flight")
+    async def in_flight() -> dict[str, int]:
+        return {"in_flight": fake.in_flight}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -70,7 +76,11 @@ def create_fake_app(fake: FakeUpstream) -> FastAPI:
             return JSONResponse({"error": {"message": "want token ids"}}, status_code=400)
         if body.get("stream"):
             return StreamingResponse(_stream(fake, body), media_type="text/event-stream")
-        await asyncio.sleep(fake.delay_s)
+        fake.in_flight += 1
+        try:
+            await asyncio.sleep(fake.delay_s)
+        finally:
+            fake.in_flight -= 1
         choices = [_choice(fake, body, i, fake.words(i)) for i in range(body.get("n", 1))]
         return {"object": "text_completion", "model": "fake-model", "choices": choices,
                 "usage": {"prompt_tokens": len(body["prompt"]),
@@ -108,6 +118,15 @@ def _choice(fake: FakeUpstream, body: dict[str, Any], index: int,
 
 
 async def _stream(fake: FakeUpstream, body: dict[str, Any]) -> AsyncIterator[str]:
+    fake.in_flight += 1
+    try:
+        async for line in _stream_lines(fake, body):
+            yield line
+    finally:
+        fake.in_flight -= 1
+
+
+async def _stream_lines(fake: FakeUpstream, body: dict[str, Any]) -> AsyncIterator[str]:
     n = body.get("n", 1)
     limit = body.get("max_tokens", 16)
     for index in range(n):
