@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
-
 from critic_loop.engines.scripted import ScriptedEngine, echo_responder
+from tests.knockout import KNOCKOUT
 
 QUESTION = [{"role": "user", "content": "What is 2 + 2?"}]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from critic_loop.engines.scripted import ScriptedEngine
+from tests.knockout import KNOCKOUT
 
 MESSAGES = [{"role": "user", "content": "Say something"}]
 

@@ -4,10 +4,10 @@ metric, and bad values as OpenAI-shaped 400s."""
 from __future__ import annotations
 
 import pytest
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
 
 from critic_loop.engine import GenerationRequest
 from critic_loop.engines.scripted import ScriptedEngine
+from tests.knockout import KNOCKOUT
 
 MESSAGES = [{"role": "user", "content": "What is 6 × 7?"}]
 CANDIDATES = ["6 × 7 = 42", "It is 42.", "I think 41", "6 times 7 is 42"]

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
-
 from critic_loop.engine import PromptTooLongError
 from critic_loop.engines.scripted import ScriptedEngine, echo_responder
 from server.settings import ServerSettings
+from tests.knockout import KNOCKOUT
 
 TOO_LONG = "This model's maximum context length is 2048 tokens. However, ..."
 

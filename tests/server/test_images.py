@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from image_fixtures import BLUE_PNG, RED_PNG, image_part
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
 
 from critic_loop.engine import GenerationRequest
 from critic_loop.engines.scripted import ScriptedEngine
+from tests.knockout import KNOCKOUT
 
 
 class Recorder:

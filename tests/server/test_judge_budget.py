@@ -3,10 +3,9 @@ a 400 naming what to lower when the client's own max_tokens cannot be judged."""
 
 from __future__ import annotations
 
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
-
 from critic_loop.engines.scripted import ScriptedEngine, echo_responder
 from critic_loop.judge_budget import judge_budget
+from tests.knockout import KNOCKOUT
 
 QUESTION = [{"role": "user", "content": "What is 2 + 2?"}]
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from critic_loop.engine import GenerationRequest
 from critic_loop.engines.scripted import ScriptedEngine, echo_responder
 from server.settings import ServerSettings
+from tests.knockout import KNOCKOUT
 
 MESSAGES = [{"role": "user", "content": "Say something"}]
 BODY = {"model": "tiny", "messages": MESSAGES}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
 from prometheus_client import REGISTRY
 
 from critic_loop.engines.scripted import ScriptedEngine
+from tests.knockout import KNOCKOUT
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 BODY = {"model": "tiny", "messages": MESSAGES}

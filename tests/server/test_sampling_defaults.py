@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
 from pydantic import ValidationError
 
 from critic_loop.engine import SamplingOptions
@@ -17,6 +16,7 @@ from critic_loop.generation_defaults import GenerationDefaults, resolve_generati
 from server.cli import build_parser, settings_from_args
 from server.model_defaults import sampling_defaults
 from server.settings import ServerSettings
+from tests.knockout import KNOCKOUT
 
 GENERATION = {"bos_token_id": 1, "eos_token_id": [2, 3], "do_sample": True,
               "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05,

@@ -8,12 +8,12 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from knockout import KNOCKOUT  # type: ignore[import-not-found]
 
 from critic_loop.engines.upstream import UpstreamEngine
 from server.app import create_app
 from server.settings import ServerSettings
 from tests.critic_loop.fake_upstream import FakeUpstream, WordTokenizer, create_fake_app
+from tests.knockout import KNOCKOUT
 
 
 @pytest.fixture
