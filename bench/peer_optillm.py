@@ -274,9 +274,8 @@ def same_binding_env() -> dict[str, str]:
 
 
 def start_servers(args: argparse.Namespace, code: bool) -> dict[str, Server]:
-    from critic_loop.model_store import resolve_model
-
     from critic_loop.runtime.dtype_policy import resolve_dtype
+    from critic_loop.runtime.model_store import resolve_model
 
     model = resolve_model(args.model)
     eager = not args.compiled

@@ -20,8 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from critic_loop.generation_defaults import GenerationDefaults, resolve_generation_config
-from critic_loop.runtime.model_store import materialised_as
-from critic_loop.selection.calibration import METADATA_FILE, model_calibration
+from critic_loop.runtime.model_store import folder_calibration
+from critic_loop.selection.calibration import METADATA_FILE
 from server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -91,8 +91,7 @@ def with_calibration(settings: ServerSettings, model_dir: str | Path,
     """`settings` with the model's calibrated selection as default, field by field: one
     set explicitly stays as set. The calibration's judge mode is the one its figures were
     measured with, so it overrides a trained critic's mode (a flag still wins)."""
-    built = materialised_as(model_dir)
-    calibration = model_calibration(model_dir, None if built is None else built.name)
+    calibration = folder_calibration(model_dir)
     if calibration is None:
         return settings
     wanted = {"select": calibration.select, "include_greedy": calibration.include_greedy,

@@ -24,6 +24,7 @@ from typing import Any
 from critic_loop.builtin_models import BUILTIN_MODELS, DEFAULT_ALIAS, BuiltinModel, builtin_model
 from critic_loop.generation_defaults import GENERATION_CONFIG
 from critic_loop.runtime.gguf_source import materialise_gguf
+from critic_loop.selection.calibration import Calibration, model_calibration
 
 logger = logging.getLogger(__name__)
 
@@ -207,3 +208,10 @@ def _write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(value, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def folder_calibration(folder: str | Path) -> Calibration | None:
+    """The selection calibration a served model directory brings: its own, else, for a
+    directory materialised as a built-in model, the one shipped for that built-in."""
+    built = materialised_as(folder)
+    return model_calibration(folder, None if built is None else built.name)

@@ -43,7 +43,8 @@ def test_eval_grade_writes_graded_rows_and_a_summary(tmp_path: Path,
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "graded"
     code = main(["eval", "grade", "--data", str(data), "--output", str(out), "--workers", "2",
-                      "--timeout-s", "3", "--no-progress"])
+                      # the limit must also hold a program's start on a loaded machine
+                      "--timeout-s", "8", "--no-progress"])
     assert code == 0
     graded = [json.loads(line) for line in (out / "graded.jsonl").read_text().splitlines()]
     assert [g["result"] for g in graded] == ["passed", "failed: AssertionError", "timed out",

@@ -23,6 +23,7 @@ import openai
 import pytest
 
 from selfcritic.cli import main
+from tests.support.knockout import KNOCKOUT
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
 API_KEY = "coder-key"
@@ -79,7 +80,7 @@ def test_self_critic_fast_judge(coder: openai.OpenAI) -> None:
         model=MODEL, messages=[{"role": "user", "content": "Write one line of a poem about "
                                                            "the sea."}],
         max_tokens=16, temperature=1.0, seed=3,
-        extra_body={"self_critic": {"candidates": 2, "judge": "fast", "return_trace": True}})
+        extra_body={"self_critic": {**KNOCKOUT, "candidates": 2, "judge": "fast", "return_trace": True}})
     assert completion.object == "chat.completion" and len(completion.choices) == 1
     assert completion.choices[0].finish_reason in ("stop", "length")
     report = completion.model_extra["self_critic"]

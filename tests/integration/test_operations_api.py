@@ -9,6 +9,7 @@ import time
 
 import httpx
 
+from tests.support.knockout import KNOCKOUT
 from tests.support.live_server import API_KEY, MODEL, metric_value
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -36,7 +37,7 @@ def test_metrics_beside_vllm_and_counting(server) -> None:
         "model": MODEL, "messages": QUESTION, "max_tokens": 8, "temperature": 1.0, "seed": 1,
         # temperature 1: at the model's own 0.2 the two candidates may be one text, and a
         # merged pair needs no judge
-        "self_critic": {"candidates": 2, "judge": "fast"}})
+        "self_critic": {**KNOCKOUT, "candidates": 2, "judge": "fast"}})
     assert response.status_code == 200
     after = httpx.get(server.url + "/metrics").text
     assert "vllm:num_requests_running" in after  # the engine's own metrics are exposed too
@@ -88,7 +89,7 @@ def test_disconnect_leaves_engine_idle(server) -> None:
         {"model": MODEL, "messages": QUESTION, "max_tokens": 400, "n": 4},
         {"model": MODEL, "messages": QUESTION, "max_tokens": 400, "stream": True},
         {"model": MODEL, "messages": QUESTION, "max_tokens": 200,
-         "self_critic": {"candidates": 4, "judge": "reason", "judge_max_tokens": 200}},
+         "self_critic": {**KNOCKOUT, "candidates": 4, "judge": "reason", "judge_max_tokens": 200}},
     ):
         with contextlib.suppress(httpx.TimeoutException):  # the client gives up and leaves
             httpx.post(server.url + "/v1/chat/completions", headers=AUTH, json=body,

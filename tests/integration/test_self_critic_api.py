@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 
+from tests.support.knockout import KNOCKOUT
 from tests.support.live_server import API_KEY, MODEL
 
 QUESTION = [{"role": "user", "content": "What is 12 + 7? Answer with the number."}]
@@ -17,7 +18,7 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 def test_self_critic_through_extra_body(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model=MODEL, messages=QUESTION, max_tokens=24, n=2, seed=5,
-        extra_body={"self_critic": {"candidates": 4, "judge": "fast", "return_trace": True}})
+        extra_body={"self_critic": {**KNOCKOUT, "candidates": 4, "judge": "fast", "return_trace": True}})
     assert len(completion.choices) == 2
     report = completion.model_extra["self_critic"]
     assert report["candidates"] == 4 and report["rounds"] >= 1
@@ -40,7 +41,7 @@ def test_self_critic_through_model_alias(client: openai.OpenAI) -> None:
 def test_self_critic_reason_mode(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model=MODEL, messages=QUESTION, max_tokens=16, seed=1,
-        extra_body={"self_critic": {"candidates": 2, "judge": "reason",
+        extra_body={"self_critic": {**KNOCKOUT, "candidates": 2, "judge": "reason",
                                     "judge_max_tokens": 48, "return_trace": True}})
     report = completion.model_extra["self_critic"]
     assert report["judge"] == "reason"

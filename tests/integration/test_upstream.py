@@ -34,6 +34,7 @@ from test_self_critic_api import (  # type: ignore[import-not-found]  # noqa: F4
     test_self_critic_through_model_alias,
 )
 
+from tests.support.knockout import KNOCKOUT
 from tests.support.live_server import API_KEY, MODEL, SECOND_KEY
 from tests.support.upstream_servers import default_model_path, start_fake, start_vllm_server
 
@@ -99,7 +100,7 @@ def test_two_upstreams_one_killed_under_load(launch_server, tmp_path) -> None:
             call = {"model": "fake-model", "messages": QUESTION, "max_tokens": 8}
             if i % 2:
                 reply = client.chat.completions.create(
-                    **call, extra_body={"self_critic": {"candidates": 4, "judge": "fast"}})
+                    **call, extra_body={"self_critic": {**KNOCKOUT, "candidates": 4, "judge": "fast"}})
                 return reply.choices[0].message.content
             chunks = client.chat.completions.create(**call, stream=True)
             return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

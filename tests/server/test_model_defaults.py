@@ -92,3 +92,24 @@ def test_the_calibrated_default_reaches_a_self_critic_request(tmp_path: Path,
         **body, "self_critic": {**body["self_critic"], "select": "knockout",
                                 "include_greedy": False}}).json()["self_critic"]
     assert asked["select"] == "knockout" and asked["include_greedy"] is False
+
+
+def test_a_built_in_serves_its_shipped_calibration_and_explicit_settings_win(
+        tmp_path: Path) -> None:
+    from critic_loop.builtin_models import BUILTIN_MODELS
+    from critic_loop.runtime.model_store import MARKER
+    from critic_loop.selection.calibration import builtin_calibration
+
+    for model in BUILTIN_MODELS.values():
+        folder = tmp_path / model.name
+        folder.mkdir()
+        (folder / MARKER).write_text(json.dumps({"model": model.name,
+                                                 "gguf_sha256": model.gguf_sha256}))
+        shipped = builtin_calibration(model.name)
+        assert shipped is not None
+        served = with_model_defaults(ServerSettings(), folder)
+        assert (served.select, served.include_greedy, served.merge) == (
+            shipped.select, shipped.include_greedy, shipped.merge)
+        asked = with_model_defaults(ServerSettings(select="knockout", include_greedy=False),
+                                    folder)
+        assert (asked.select, asked.include_greedy) == ("knockout", False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from prometheus_client import REGISTRY
+
 from critic_loop.runtime.engines.scripted import ScriptedEngine
 from tests.support.knockout import KNOCKOUT
 
@@ -162,7 +164,7 @@ def test_the_judges_order_agreement_is_reported_and_counted(make_client) -> None
 
 
 def test_two_apps_count_apart_and_metrics_keep_vllms_beside_ours(make_client) -> None:
-    from prometheus_client import REGISTRY, Counter
+    from prometheus_client import Counter
 
     vllm_like = Counter("vllm:selfcritic_test_probe", "Stands in for vLLM's metrics.",
                         registry=REGISTRY)
