@@ -6,6 +6,8 @@ from the server's own example parsing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import openai
 import pytest
 
@@ -20,11 +22,12 @@ STATED = "assert add(2, 3) == 5\nassert add(5, 7) == 12\n"
 
 
 @pytest.fixture(scope="module")
-def exec_client(launch_server, sandbox: Sandbox) -> openai.OpenAI:
+def exec_client(launch_server, sandbox: Sandbox) -> Iterator[openai.OpenAI]:
     server = launch_server(["--api-key", API_KEY, "--exec-grouping",
                             "--request-timeout-s", "300"])
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=API_KEY, max_retries=0,
-                         timeout=600)
+    yield openai.OpenAI(base_url=server.url + "/v1", api_key=API_KEY, max_retries=0,
+                        timeout=600)
+    server.stop()  # free its memory for the modules after this one
 
 
 def test_candidates_that_contradict_the_doctests_rank_last(exec_client: openai.OpenAI,
