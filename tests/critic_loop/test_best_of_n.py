@@ -4,6 +4,7 @@ the pipelined schedule."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -130,14 +131,19 @@ async def test_engine_errors_propagate() -> None:
 class OrderedStreamEngine(ScriptedEngine):
     """Streams whole candidates in `finish_order`, yielding to the loop in between."""
 
-    def __init__(self, responder, finish_order: list[int]) -> None:
+    def __init__(self, responder, finish_order: list[int], wait_for_judge: bool = False) -> None:
         super().__init__(responder)
         self.finish_order = finish_order
         self.judged_while_streaming = 0
+        self.wait_for_judge = wait_for_judge
+        """Between candidates, give a judgment that is due the time to be sent (an event,
+        with a bound), so that a loaded machine cannot hide the overlap."""
+        self.judged = asyncio.Event()
 
     async def generate(self, requests):
         if "req-cand" in self.running:
             self.judged_while_streaming += len(requests)
+            self.judged.set()
         return await super().generate(requests)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
@@ -146,6 +152,9 @@ class OrderedStreamEngine(ScriptedEngine):
             for index in self.finish_order:
                 for _ in range(5):
                     await asyncio.sleep(0)
+                if self.wait_for_judge and not self.judged.is_set():
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.judged.wait(), 1.0)
                 text = self.responder(request, index)
                 yield StreamDelta(index, text, len(text.split()), "stop", prompt_tokens=3)
         except asyncio.CancelledError:
@@ -167,7 +176,8 @@ async def test_pipelined_schedule_reaches_the_round_by_round_result(
     config = SelfCriticConfig(candidates=len(texts), seed=3, judge="fast")
     results = {}
     for schedule in ("rounds", "pipelined"):
-        engine = OrderedStreamEngine(scored_responder(texts), order)
+        engine = OrderedStreamEngine(scored_responder(texts), order,
+                                     wait_for_judge=schedule == "pipelined")
         results[schedule] = await best_of_n(
             engine, PROMPT, QUESTION, SamplingOptions(),
             SelfCriticConfig(**{**config.to_dict(), "schedule": schedule}), "req")

@@ -48,7 +48,7 @@ def _assert_tree_exits(sid: int) -> None:
     assert not described, f"still alive {TREE_EXIT_S} s after the server exited: {described}"
 
 
-def _wait_admitted(url: str, timeout_s: float = 60) -> None:
+def _wait_admitted(url: str, timeout_s: float = 240) -> None:
     """Until the server has a request in flight (admitted and running or queued)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
