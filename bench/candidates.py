@@ -30,10 +30,15 @@ from typing import Any
 import openai
 from tqdm import tqdm
 
-from evaluation.code_tasks import code_question_text, humaneval_rows, is_code_row, row_id
+from evaluation.code_tasks import (
+    CODE_STOP,
+    code_question_text,
+    humaneval_rows,
+    is_code_row,
+    row_id,
+)
 
 logger = logging.getLogger("bench.candidates")
-CODE_STOP = ("\n```\n",)
 
 
 def load_rows(data: str) -> list[dict[str, Any]]:

@@ -30,6 +30,9 @@ PROSE_TEMPLATE = ("{text}\nYour code should pass these tests:\n\n```python\n{tes
 `test_list`), which show the function's name and call shape, as in the MBPP paper."""
 CODE_MAX_TOKENS = 768
 """Answer budget for code questions when --max-tokens is not given: a whole function."""
+CODE_STOP = ("\n```\n",)
+"""Where a code answer ends: its first code block's closing fence. The prompt asks for one
+block, and the prose a model writes after it is never graded, only paid for."""
 _CALLED = re.compile(r"assert\s+(?:not\s+)?\(?\s*([A-Za-z_]\w*)\s*\(")
 
 

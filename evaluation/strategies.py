@@ -18,6 +18,7 @@ from typing import Any
 from critic_loop.answers import extract_answer, grade
 from critic_loop.code.grader import CodeGrader
 from evaluation.client import ChatReply
+from evaluation.code_tasks import CODE_STOP
 from evaluation.dataset import Question
 
 STRATEGIES = ("greedy", "sample", "majority", "pass@N", "self-critic-fast", "self-critic-reason",
@@ -151,6 +152,8 @@ def request_body(run: Run, question: Question, settings: RequestSettings) -> dic
         "messages": [{"role": "user",
                       "content": settings.template.replace("{question}", question.question)}],
         "temperature": 0.0 if run.kind == "greedy" else settings.temperature}
+    if question.code is not None:
+        body["stop"] = list(CODE_STOP)
     if run.kind != "greedy" and settings.request_seeds:
         body["seed"] = question_seed(settings.seed, question.id)
     if run.kind == "sampling":

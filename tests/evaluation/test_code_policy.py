@@ -95,3 +95,17 @@ def test_execution_grouping_gives_code_a_majority(problems, tmp_path: Path) -> N
     # The candidates that contradict a stated example output get no vote: the right group wins.
     assert rows["majority"].unavailable is None and rows["majority"].accuracy == 1.0
     assert rows["self-critic-fast"].majority_at_n == 1.0
+
+
+def test_code_answers_stop_at_the_end_of_their_first_block() -> None:
+    from critic_loop.code.tests_runner import CodeTask
+    from evaluation.dataset import Question
+    from evaluation.strategies import RequestSettings, Run, request_body
+
+    settings = RequestSettings(model="m")
+    code = Question("c", "Write f.", "assert f(1) == 2\n", grader="code",
+                    code=CodeTask(tests="assert f(1) == 2\n", entry_point="f"))
+    prose = Question("p", "What is 2 + 2?", "4")
+    for run in (Run("greedy"), Run("sampling", 4), Run("self-critic", 4, "fast", 2)):
+        assert request_body(run, code, settings)["stop"] == ["\n```\n"]
+        assert "stop" not in request_body(run, prose, settings)
