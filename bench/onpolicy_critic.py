@@ -31,18 +31,27 @@ sys.path.insert(0, str(REPO))
 logger = logging.getLogger("bench.onpolicy_critic")
 
 
-def judge_figures(model: Any, tokenizer: Any, pairs_path: Path) -> dict[str, Any]:
+def judge_figures(model: Any, tokenizer: Any, pairs_path: Path, curve_pairs: int
+                  ) -> dict[str, Any]:
+    """Over every held-out pair, and over those after the first `curve_pairs` (the ones the
+    training curve, and so the best-checkpoint choice, never saw)."""
     from evaluation.critic_curve import HeldOutCurve
     from evaluation.critic_eval import score
     from evaluation.pairs import load_pairs
 
     pairs = load_pairs(pairs_path, seed=0).pairs
-    curve = HeldOutCurve(pairs, tokenizer, Path("/dev/null"), 1)
-    report = score(curve.verdicts(model), model="", mode="fast")
-    return {"pairs": report.pairs, "accuracy": report.accuracy, "ci95": report.accuracy_ci95,
+    verdicts = HeldOutCurve(pairs, tokenizer, Path("/dev/null"), 1).verdicts(model)
+    figures = {}  # one verdict (both orders) per pair, in file order
+    for name, part in (("all", verdicts), ("unseen", verdicts[curve_pairs:])):
+        if not part:
+            continue
+        report = score(part, model="", mode="fast")
+        figures[name] = {
+            "pairs": report.pairs, "accuracy": report.accuracy, "ci95": report.accuracy_ci95,
             "accuracy_as_given": report.accuracy_as_given,
             "accuracy_swapped": report.accuracy_swapped,
             "match_accuracy": report.match_accuracy, "says_1": report.first_position_rate}
+    return figures
 
 
 def policy_figures(model: Any, tokenizer: Any, data: Path, limit: int) -> dict[str, Any]:
@@ -102,6 +111,9 @@ def main() -> None:
     parser.add_argument("--trained", required=True, help="the trained export directory")
     parser.add_argument("--policy-data", type=Path, default=REPO / "data/tasks/heldout.jsonl")
     parser.add_argument("--policy-limit", type=int, default=100)
+    parser.add_argument("--curve-pairs", type=int, default=100,
+                        help="held-out pairs the training curve used (the recipe's eval_pairs): "
+                             "judge figures are also given for the rest")
     parser.add_argument("--skip", default="", help="comma list of judge,policy,knockout")
     parser.add_argument("--which", default="base,trained", help="the models to measure")
     parser.add_argument("--knockout-limit", type=int, default=None,
@@ -131,7 +143,7 @@ def main() -> None:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         tokenizer = AutoTokenizer.from_pretrained(path)
         figures: dict[str, Any] = {"model": str(path)}
-        parts = {"judge": (judge_figures, args.pairs / "heldout.jsonl"),
+        parts = {"judge": (judge_figures, args.pairs / "heldout.jsonl", args.curve_pairs),
                  "policy": (policy_figures, args.policy_data, args.policy_limit),
                  "knockout": (knockout_figures, args.pairs / "samples.jsonl", prompts)}
         for part, (run, *extra) in parts.items():
