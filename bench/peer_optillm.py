@@ -14,10 +14,11 @@ its budget, so every arm answers the same questions.
 
 Arms (`plan_arms`): optillm `bon@N` and `self_consistency@5` (its sample count is fixed at 5
 in 0.4.0); ours in every selection strategy at each N (`knockout` fast with text and with
-answer merging, `vote`, `confidence`, `hybrid`, and `vote` with adaptive sampling:
-agreement stopping in waves of N/2); plain n=8 on our server (the cost of best-of-8 over its
-candidates); plain n=1 on ours and on vLLM's server with the same seed (identical tokens:
-our serving overhead). optillm's DeepConf (`decoding: deepconf`) runs only in its local
+answer merging, `vote`, `confidence`, `hybrid`, and `vote` with adaptive sampling in
+waves of N/2: agreement stopping, and agreement plus DeepConf online confidence stopping);
+plain n=8 on our server (the cost of best-of-8 over its candidates); plain n=1 on ours and
+on vLLM's server with the same seed (identical tokens: our serving overhead). optillm's
+DeepConf (`decoding: deepconf`) runs only in its local
 PyTorch inference mode (`OPTILLM_API_KEY=optillm`, the model loaded into the proxy by
 transformers), never against a vLLM server, so it has no arm here.
 
@@ -82,6 +83,7 @@ STRATEGY_ARMS: dict[str, dict[str, Any]] = {
     "confidence": {"select": "confidence"},
     "hybrid": {"select": "hybrid", "judge": "fast"},
     "vote-adaptive": {"select": "vote", "adaptive": "agreement"},  # waves of N/2, below
+    "vote-adaptive-confidence": {"select": "vote", "adaptive": "confidence"},  # + DeepConf
 }
 
 

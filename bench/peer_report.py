@@ -101,8 +101,9 @@ def targets(rows: Rows, ns: Sequence[int]) -> dict[str, Any]:
             if r]
     for r in cost:
         r["accuracy"], r["plain_accuracy"] = accuracy(rows, r["of"]), accuracy(rows, "plain@8")
-    adaptive = [r for n in ns for full in ("vote", "knockout-fast", "knockout-fast-answer")
-                if (r := token_ratio(rows, f"vote-adaptive@{n}", f"{full}@{n}"))]
+    adaptive = [r for n in ns for arm in ("vote-adaptive", "vote-adaptive-confidence")
+                for full in ("vote", "knockout-fast", "knockout-fast-answer")
+                if (r := token_ratio(rows, f"{arm}@{n}", f"{full}@{n}"))]
     return {"speedup_over_bon": speed, "best_of_8_over_plain": cost,
             "adaptive_tokens": adaptive,
             "plain_chat": paired(rows, "plain-ours@1", "plain-vllm@1"),
@@ -160,5 +161,6 @@ def markdown(payload: dict[str, Any]) -> str:
                  ".\n" if chat else "")
     return (head + table + "\n## optillm bon median latency over each arm's (per question)\n\n"
             + speed + "\n## Best-of-8 over plain n=8 (per question)\n\n" + cost
-            + "\n## Adaptive (vote, agreement, waves of N/2) candidate tokens over full\n\n"
+            + "\n## Adaptive (vote, waves of N/2; agreement, or agreement + confidence) "
+            "candidate tokens over full\n\n"
             + adaptive + "\n" + chat_line)
