@@ -228,6 +228,31 @@ class SamplingChecker(Protocol):
 
 
 @runtime_checkable
+class PromptIdChecker(Protocol):
+    """An engine that can tell, before any work, whether prompt token ids are all in its
+    vocabulary. Optional beside `Engine`."""
+
+    def check_prompt_ids(self, ids: Sequence[int]) -> None:
+        """Raise `InvalidRequestError` for an id outside the vocabulary."""
+        ...
+
+
+def check_ids_in_vocabulary(ids: Sequence[int], vocabulary: int) -> None:
+    """`InvalidRequestError` (on `prompt`) for the first id outside [0, vocabulary).
+
+    >>> check_ids_in_vocabulary([0, 5], 6)
+    >>> check_ids_in_vocabulary([0, 6], 6)
+    Traceback (most recent call last):
+    ...
+    critic_loop.engine.InvalidRequestError: token id 6 is outside the vocabulary (0 to 5)
+    """
+    for token in ids:
+        if not 0 <= token < vocabulary:
+            raise InvalidRequestError(f"token id {token} is outside the vocabulary "
+                                      f"(0 to {vocabulary - 1})", "prompt")
+
+
+@runtime_checkable
 class Engine(Protocol):
     """A model runtime: batched generation, chat rendering, health and abort."""
 

@@ -24,8 +24,8 @@ class CompletionRequest(GenerationFields):
     """`POST /v1/completions`. A field this server does not implement is a 400 naming it."""
 
     prompt: Text | list[Text] | list[int] | list[list[int]] = Field(
-        description="Text, or a list of texts (each one sampled `n` times). Token-id prompts "
-                    "are refused: this server tokenizes text itself.")
+        description="Text, a list of texts, token ids, or a list of token-id lists (each "
+                    "prompt sampled `n` times). Ids are sent to the model as they are.")
     max_tokens: int | None = Field(16, ge=1, description="Default (also for null): 16, as "
                                                           "OpenAI's and vLLM's.")
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS,
@@ -36,14 +36,15 @@ class CompletionRequest(GenerationFields):
 
     @field_validator("prompt")
     @classmethod
-    def _text_prompts(cls, prompt: str | list[Any]) -> str | list[Any]:
-        prompts = [prompt] if isinstance(prompt, str) else prompt
+    def _some_prompts(cls, prompt: str | list[Any]) -> str | list[Any]:
+        prompts = _listed(prompt)
         if not prompts:
             raise ValueError("give at least one prompt")
-        if not all(isinstance(p, str) for p in prompts):
-            raise ValueError("token-id prompts are not supported here; send the text")
         if not all(prompts):
             raise ValueError("a prompt must not be empty")  # vLLM refuses an empty prompt
+        for ids in prompts:
+            if not isinstance(ids, str) and min(ids) < 0:
+                raise ValueError(f"token id {min(ids)} is negative")
         return prompt
 
     @field_validator("suffix")
@@ -60,13 +61,16 @@ class CompletionRequest(GenerationFields):
             raise ValueError("best_of is not supported (it would rank samples by "
                              "likelihood); for best-of-N with a judge use /v1/chat/completions "
                              "with self_critic")
+        if self.echo and not all(isinstance(p, str) for p in self.prompts()):
+            raise ValueError("echo needs text prompts: send the text, not token ids")
         if self.echo and self.logprobs is not None:
             raise ValueError("echo with logprobs needs the prompt's logprobs, which this "
                              "server does not compute; drop one of them")
         return self
 
-    def prompts(self) -> list[str]:
-        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)  # type: ignore[arg-type]
+    def prompts(self) -> list[str | tuple[int, ...]]:
+        """Each prompt: its text, or its token ids."""
+        return [p if isinstance(p, str) else tuple(p) for p in _listed(self.prompt)]
 
     def sampling(self, max_tokens: int, defaults: GenerationDefaults) -> SamplingOptions:
         """The engine's options; `defaults` (the model's) fill omitted sampling fields."""
@@ -74,6 +78,13 @@ class CompletionRequest(GenerationFields):
             max_tokens=max_tokens, seed=self.seed, stop=self.stop_sequences(),
             logprobs=self.logprobs, structured=self.structured_output(),
             **self.sampling_extras(defaults))
+
+
+def _listed(prompt: str | list[Any]) -> list[Any]:
+    """The prompts a `prompt` field holds: one text, texts, one id list, or id lists."""
+    if isinstance(prompt, str) or (prompt and isinstance(prompt[0], int)):
+        return [prompt]
+    return list(prompt)
 
 
 # -- responses ----------------------------------------------------------------------------

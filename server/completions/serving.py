@@ -12,7 +12,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from critic_loop.engine import GenerationRequest, SamplingOptions, StreamDelta
+from critic_loop.engine import (
+    GenerationRequest,
+    InvalidRequestError,
+    PromptIdChecker,
+    SamplingOptions,
+    StreamDelta,
+)
 from server.completions.protocol import (
     CompletionRequest,
     choices_of,
@@ -22,7 +28,7 @@ from server.completions.protocol import (
 )
 from server.edge.errors import bad_request
 from server.edge.sse import DONE, sse_event
-from server.load.admission import chat_cost
+from server.load.admission import CHARS_PER_TOKEN, chat_cost
 from server.load.cancellation import cancel_all
 from server.load.capacity import WorkCost
 from server.protocol.answers import StreamUsage, Usage
@@ -34,13 +40,16 @@ from server.serving.token_room import room_after_prompt
 DEFAULT_MAX_TOKENS = 16
 """As OpenAI's and vLLM's, also for a `max_tokens` of null."""
 
+PromptInput = str | tuple[int, ...]
+"""One prompt: its text, or its token ids (sent to the engine as they are)."""
+
 
 @dataclass(frozen=True)
 class CompletionPlan:
     """A validated completions request: its prompts and each one's asked budget."""
 
     request: CompletionRequest
-    prompts: tuple[str, ...]
+    prompts: tuple[PromptInput, ...]
 
     @property
     def max_tokens(self) -> int:
@@ -52,12 +61,14 @@ class PreparedCompletion:
     """A prepared completions request: one sampling per prompt (budgets differ)."""
 
     request: CompletionRequest
-    prompts: tuple[str, ...]
+    prompts: tuple[PromptInput, ...]
     samplings: tuple[SamplingOptions, ...]
 
     def generations(self, request_id: str) -> list[GenerationRequest]:
-        return [GenerationRequest(f"{engine_id(request_id)}-{i}", prompt, sampling,
-                                  self.request.n)
+        return [GenerationRequest(f"{engine_id(request_id)}-{i}",
+                                  prompt if isinstance(prompt, str) else "", sampling,
+                                  self.request.n,
+                                  prompt_ids=None if isinstance(prompt, str) else prompt)
                 for i, (prompt, sampling) in enumerate(zip(self.prompts, self.samplings,
                                                            strict=True))]
 
@@ -77,8 +88,10 @@ class CompletionServing(EndpointServing[CompletionRequest, CompletionPlan, Prepa
         return CompletionPlan(request, tuple(prompts))
 
     def estimated_cost(self, plan: CompletionPlan) -> WorkCost:
-        """Each prompt's characters, sampled `n` times with the asked budget."""
-        costs = [chat_cost(len(p), plan.request.n, plan.max_tokens, None) for p in plan.prompts]
+        """Each prompt's characters (a token-id prompt's as text of that many tokens),
+        sampled `n` times with the asked budget."""
+        costs = [chat_cost(len(p) if isinstance(p, str) else int(len(p) * CHARS_PER_TOKEN),
+                           plan.request.n, plan.max_tokens, None) for p in plan.prompts]
         return WorkCost(sum(c.sequences for c in costs), sum(c.tokens for c in costs))
 
     def prepare(self, plan: CompletionPlan) -> PreparedCompletion:
@@ -87,8 +100,17 @@ class CompletionServing(EndpointServing[CompletionRequest, CompletionPlan, Prepa
             self._max_tokens(plan, p), defaults)) for p in plan.prompts)
         return PreparedCompletion(request, plan.prompts, samplings)
 
-    def _max_tokens(self, plan: CompletionPlan, prompt: str) -> int:
-        room_after_prompt(self.engine.max_model_len, self.engine.count_tokens(prompt),
+    def _max_tokens(self, plan: CompletionPlan, prompt: PromptInput) -> int:
+        if isinstance(prompt, str):
+            tokens = self.engine.count_tokens(prompt)
+        else:
+            if isinstance(self.engine, PromptIdChecker):
+                try:
+                    self.engine.check_prompt_ids(prompt)
+                except InvalidRequestError as exc:
+                    raise bad_request(str(exc), param=exc.param) from exc
+            tokens = len(prompt)
+        room_after_prompt(self.engine.max_model_len, tokens,
                           plan.max_tokens, param="max_tokens", prompt_param="prompt",
                           prompt_advice="The prompt alone fills it; shorten it.")
         return plan.max_tokens

@@ -47,3 +47,19 @@ def test_echo_and_stop(client: openai.OpenAI) -> None:
 def test_unsupported_field_is_a_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="suffix"):
         client.completions.create(model=MODEL, prompt=PROMPT, suffix="!", max_tokens=4)
+
+
+def test_token_id_prompts_answer_as_their_text_does(client: openai.OpenAI) -> None:
+    # what an upstream engine sends (evaluation's judges, `eval calibrate` without --url)
+    from transformers import AutoTokenizer
+
+    from critic_loop.runtime.model_store import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(MODEL).path)
+    ids = tokenizer.encode(PROMPT, add_special_tokens=False)
+    by_text = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=8, temperature=0)
+    by_ids = client.completions.create(model=MODEL, prompt=ids, max_tokens=8, temperature=0)
+    assert by_ids.choices[0].text == by_text.choices[0].text
+    assert by_ids.usage.prompt_tokens == len(ids)
+    with pytest.raises(openai.BadRequestError, match="vocabulary"):
+        client.completions.create(model=MODEL, prompt=[*ids, 10**7], max_tokens=4)

@@ -48,6 +48,21 @@ def test_several_prompts_are_batched_and_numbered_prompt_major(client) -> None:
     assert body["usage"]["prompt_tokens"] == 2 + 3
 
 
+def test_token_id_prompts_reach_the_engine_as_ids(client) -> None:
+    # what an upstream client sends (critic_loop.runtime.engines.upstream): the ids it
+    # rendered, so another selfcritic can judge through this server
+    sdk = openai.OpenAI(base_url=str(client.base_url) + "/v1", api_key="-", http_client=client)
+    completion = sdk.completions.create(model="tiny", prompt=[5, 6, 7], n=2)
+    [request] = client.engine.generate_calls[-1]
+    assert request.prompt_ids == (5, 6, 7) and request.n == 2
+    assert [c.index for c in completion.choices] == [0, 1]
+    assert completion.usage.prompt_tokens == 3
+    body = client.post("/v1/completions", json={
+        "model": "tiny", "prompt": [[1, 2], [3, 4, 5, 6]]}).json()
+    assert [r.prompt_ids for r in client.engine.generate_calls[-1]] == [(1, 2), (3, 4, 5, 6)]
+    assert body["usage"]["prompt_tokens"] == 6 and len(body["choices"]) == 2
+
+
 def test_sampling_fields_reach_the_engine(client) -> None:
     client.post("/v1/completions", json={
         "model": "tiny", "prompt": "x", "temperature": 0.3, "top_p": 0.5, "seed": 7,
@@ -104,8 +119,13 @@ def test_streaming_interleaves_prompts_then_usage_and_done(client) -> None:
     ({"suffix": "end"}, "suffix"),
     ({"best_of": 3}, None),
     ({"echo": True, "logprobs": 1}, None),
-    ({"prompt": [1, 2, 3]}, "prompt"),
     ({"prompt": ["fine", ""]}, "prompt"),
+    ({"prompt": [[1, 2], []]}, "prompt"),
+    ({"prompt": [3, -1]}, "prompt"),
+    ({"prompt": [1, 50_000]}, "prompt"),  # outside the scripted engine's vocabulary
+    ({"prompt": ["text", [1, 2]]}, "prompt"),
+    ({"prompt": [1, 2], "echo": True}, None),
+    ({"prompt": list(range(2048))}, "prompt"),  # the ids alone fill the context
     ({"self_critic": True}, "self_critic"),
     ({"logprobs": 21}, "logprobs"),
     ({"max_tokens": 5000}, "max_tokens"),

@@ -25,6 +25,7 @@ from critic_loop.engine import (
     PromptTooLongError,
     SamplingOptions,
     StreamDelta,
+    check_ids_in_vocabulary,
 )
 from critic_loop.images import images_of
 
@@ -44,8 +45,11 @@ class ScriptedEngine:
 
     def __init__(self, responder: Responder = echo_responder, *, model_name: str = "scripted",
                  max_model_len: int = 2048, token_delay_s: float = 0.0,
-                 supports_images: bool = False, image_tokens: int = 1) -> None:
+                 supports_images: bool = False, image_tokens: int = 1,
+                 vocabulary: int = 50_000) -> None:
         self.model_name = model_name
+        self.vocabulary = vocabulary
+        """Token ids a prompt may hold: 0 to vocabulary - 1."""
         self.max_model_len = max_model_len
         self.supports_images = supports_images
         self.image_tokens = image_tokens
@@ -78,7 +82,7 @@ class ScriptedEngine:
         self.running.add(request.request_id)
         try:
             completions = [self._complete(request, i) for i in range(request.n)]
-            prompt_tokens = self.count_tokens(request.prompt, request.images)
+            prompt_tokens = self._prompt_tokens(request)
             for c in completions:
                 words = _split_keep_space(c.text)
                 for k, word in enumerate(words):
@@ -112,6 +116,12 @@ class ScriptedEngine:
     def count_tokens(self, text: str, images: Sequence[Any] = ()) -> int:
         return len(text.split()) + (self.image_tokens - 1) * len(images)
 
+    def _prompt_tokens(self, request: GenerationRequest) -> int:
+        """The ids given with the request (a token-id prompt), else its words."""
+        if request.prompt_ids is not None:
+            return len(request.prompt_ids) + (self.image_tokens - 1) * len(request.images)
+        return self.count_tokens(request.prompt, request.images)
+
     def render_prompt(self, messages: Sequence[Message],
                       tools: Sequence[Mapping[str, Any]] | None = None) -> Prompt:
         """`render_chat` and its length (`RendersPrompts`); the words of a message are
@@ -122,6 +132,9 @@ class ScriptedEngine:
 
     def count_text_tokens(self, texts: Sequence[str]) -> list[int]:
         return [self.count_tokens(t) for t in texts]
+
+    def check_prompt_ids(self, ids: Sequence[int]) -> None:
+        check_ids_in_vocabulary(ids, self.vocabulary)
 
     def check_sampling(self, options: SamplingOptions) -> None:
         """Rejects what any engine would: a regex or JSON schema that does not parse."""
@@ -162,7 +175,7 @@ class ScriptedEngine:
         finally:
             self.running.discard(request.request_id)
         return GenerationResult(request.request_id,
-                                self.count_tokens(request.prompt, request.images), completions,
+                                self._prompt_tokens(request), completions,
                                 cached_tokens=self._cached_tokens(request.prompt))
 
     def _complete(self, request: GenerationRequest, index: int) -> Completion:
@@ -185,7 +198,7 @@ class ScriptedEngine:
         return cached
 
     def _check_fits(self, request: GenerationRequest) -> None:
-        prompt_tokens = self.count_tokens(request.prompt, request.images)
+        prompt_tokens = self._prompt_tokens(request)
         if prompt_tokens + request.sampling.max_tokens > self.max_model_len:
             raise PromptTooLongError(context_length_message(
                 self.max_model_len, prompt_tokens,

@@ -40,6 +40,7 @@ from critic_loop.engine import (
     StreamDelta,
     StructuredOutput,
     TokenLogprob,
+    check_ids_in_vocabulary,
 )
 from critic_loop.images import images_of
 from critic_loop.judge_prompt import VERDICT_CHOICES
@@ -383,6 +384,12 @@ class VLLMEngine:
             return SamplingParams(**params)
         except VLLMClientError as exc:
             raise InvalidRequestError(str(exc), getattr(exc, "parameter", None)) from exc
+
+    def check_prompt_ids(self, ids: Sequence[int]) -> None:
+        """`PromptIdChecker`: as vLLM's renderer checks them, against the larger of the
+        tokenizer's and the model's vocabularies (Qwen's embedding has padding rows)."""
+        vocabulary = max(len(self._tokenizer), self._llm.model_config.get_vocab_size())
+        check_ids_in_vocabulary(ids, vocabulary)
 
     def check_sampling(self, options: SamplingOptions) -> None:
         """What vLLM checks when a request arrives (token ids in the vocabulary, grammars
