@@ -61,10 +61,11 @@ LOOP_E2E = [
     "bf16=false", "pairs.engine=transformers", "pairs.tasks=16", "pairs.samples=4",
     "pairs.max_tokens=24", "pairs.heldout_share=0.5", "pairs.pairs_per_question=2",
     "policy_curve.count=4", "policy_curve.every=1", "policy_curve.max_new_tokens=16",
-    "calibrate.enabled=false",
+    "calibrate.questions=4", "calibrate.n=2",
 ]
 """The loop at its smallest: 16 questions × 4 answers, 2 steps of 2 pairs, 4 held-out
-pairs and 4 policy questions measured each step (~2 min on 2 idle cores)."""
+pairs and 4 policy questions measured each step, and the export calibrated on 4 held-out
+questions through `selfcritic serve` (~4 min on 2 idle cores)."""
 
 
 @pytest.mark.integration
@@ -91,3 +92,7 @@ def test_loop_runs_end_to_end_on_the_default_model(tmp_path: Path) -> None:
     assert meta["steps"] == best["step"] and meta["loop"]["last_step"] == 2
     assert meta["loop"]["pairs"]["pairs"] == summary["pairs"]
     assert (tmp_path / "final" / "model.safetensors").is_file()
+    # calibrated through the export's own server, whose judges send token-id prompts
+    ranked = {r["strategy"] for r in meta["selection"]["figures"]["ranking"]}
+    assert {"knockout-fast", "vote"} <= ranked and meta["selection"]["select"]
+    assert (tmp_path / "calibrate" / "calibration.json").is_file()
