@@ -28,7 +28,7 @@ def test_loop_recipe_splits_sections_from_the_training_recipe() -> None:
     assert loop.recipe.grpo["learning_rate"] == 3e-5 and loop.recipe.grpo["beta"] == 0.01 and loop.recipe.lora
     assert isinstance(loop.pairs, PairsJob) and loop.pairs.tasks == 12
     assert loop.pairs.samples == 8 and loop.pairs.engine == "vllm"
-    assert loop.policy_curve == PolicyCurveConfig(source="pairs", count=40, every=2)
+    assert loop.policy_curve == PolicyCurveConfig(source="pairs", count=100, every=2)
     assert loop.best_checkpoint == BestConfig("eval/accuracy", 0.05)
     assert loop.calibrate is not None and not loop.calibrate.enabled
     assert is_loop_recipe(LOOP) and not is_loop_recipe(REPO / "recipes" / "cpu-critic.yaml")
