@@ -48,10 +48,14 @@ def _assert_tree_exits(sid: int) -> None:
     assert not described, f"still alive {TREE_EXIT_S} s after the server exited: {described}"
 
 
-def _wait_admitted(url: str, timeout_s: float = 240) -> None:
-    """Until the server has a request in flight (admitted and running or queued)."""
+def _wait_admitted(url: str, pending: concurrent.futures.Future, timeout_s: float = 240) -> None:
+    """Until the server has a request in flight (admitted and running or queued); fails at
+    once, with the answer, if the request ended first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if pending.done():
+            raise AssertionError(f"the request ended before it was seen in flight: "
+                                 f"{pending.result()!r}")
         metrics = httpx.get(url + "/metrics", headers=AUTH, timeout=10).text
         if metric_value(metrics, "selfcritic_admission_inflight_sequences") >= 1:
             return
@@ -59,21 +63,26 @@ def _wait_admitted(url: str, timeout_s: float = 240) -> None:
     raise AssertionError(f"no request was in flight within {timeout_s} s")
 
 
+STORY_TOKENS = 400
+"""Long enough to be seen in flight between two polls on a fast machine, short enough to
+drain in seconds on a slow one."""
+
+
 def test_sigterm_drains_in_flight_requests(launch_server) -> None:
     # A drain long enough for a loaded machine: the test is that the request finishes
     server = launch_server(["--api-key", API_KEY, "--shutdown-drain-s", "600"])
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Tell me a story."}],
-            "max_tokens": 64, "ignore_eos": True, "temperature": 0.9, "seed": 1}
+            "max_tokens": STORY_TOKENS, "ignore_eos": True, "temperature": 0.9, "seed": 1}
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(httpx.post, server.url + "/v1/chat/completions", headers=AUTH,
                               json=body, timeout=300)
-        _wait_admitted(server.url)
+        _wait_admitted(server.url, pending)
         tree = _session(server.process.pid)
         assert any("EngineCore" in " ".join(p.cmdline()) for p in tree), tree
         server.process.send_signal(signal.SIGTERM)
         response = pending.result()
-    assert response.status_code == 200
-    assert response.json()["usage"]["completion_tokens"] == 64  # finished, not cut short
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["completion_tokens"] == STORY_TOKENS  # not cut short
     assert server.process.wait(120) == 0
     assert "Shutting the engine down" in server.log()
     _assert_tree_exits(server.process.pid)
