@@ -13,6 +13,9 @@ from typing import Any, Protocol, runtime_checkable
 
 Message = Mapping[str, Any]
 """A chat message as OpenAI shapes it: `{"role": ..., "content": str | [parts]}`."""
+JUDGE_ADAPTER = "judge"
+"""The adapter name judgments ask for (`GenerationRequest.adapter`): a trained critic
+exported as a judge-only LoRA adapter (`critic_loop.runtime.judge_adapter`)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class GenerationRequest:
     """The prompt's token ids as the engine's `render_prompt` made them (message text with
     special tokens split); None: the engine tokenises `prompt` itself, its special-token
     strings as control tokens, so only for text our own code wrote."""
+    adapter: str | None = None
+    """The LoRA adapter to run with, by name (`JUDGE_ADAPTER` for judgments); None, or a
+    name the engine has no adapter for: the base weights."""
 
 
 @dataclass(frozen=True)

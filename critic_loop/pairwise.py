@@ -28,6 +28,7 @@ from typing import Any
 
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import (
+    JUDGE_ADAPTER,
     Engine,
     GenerationRequest,
     GenerationResult,
@@ -298,7 +299,7 @@ async def generate_judgments(engine: Engine, budget: int, jobs: Sequence[JudgeJo
     fits = [prompt is not None and prompt.tokens + budget <= engine.max_model_len
             for _, prompt, _, _ in jobs]
     requests = [GenerationRequest(rid, prompt.text, sampling, images=images,
-                                  prompt_ids=prompt.token_ids)
+                                  prompt_ids=prompt.token_ids, adapter=JUDGE_ADAPTER)
                 for (rid, prompt, images, sampling), ok in zip(jobs, fits, strict=True)
                 if ok and prompt is not None]
     for (rid, *_), ok in zip(jobs, fits, strict=True):

@@ -95,13 +95,15 @@ def step_figures(metrics_path: Path, step: int) -> dict[str, Any]:
 
 
 def export_best(best_dir: Path, export_dir: Path, *, base_dir: Path,
-                metadata: dict[str, Any]) -> Path:
+                metadata: dict[str, Any], judge_adapter: bool = False) -> Path:
     """Export the weights in `best_dir` (full, or a LoRA adapter merged into `base_dir`'s
-    model) to `export_dir`, its `best` entry saying which step and figure they are."""
+    model, or kept apart as a judge adapter) to `export_dir`, its `best` entry saying which
+    step and figure they are."""
     from trainer.export import export_checkpoint
 
     best = read_best(best_dir)
     if best is None:
         raise FileNotFoundError(f"no {BEST_FILE} in {best_dir}: no best model was kept")
     return export_checkpoint(best_dir, export_dir, base_dir=base_dir,
-                             metadata={**metadata, "steps": best["step"], "best": best})
+                             metadata={**metadata, "steps": best["step"], "best": best},
+                             judge_adapter=judge_adapter)

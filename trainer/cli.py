@@ -103,6 +103,7 @@ def _export_only(recipe: Recipe) -> int:
     step = int(checkpoint.name.split("-")[-1])
     out = export_checkpoint(checkpoint, recipe.final_dir, base_dir=base.path, metadata={
         "base_model": recipe.model, "recipe": recipe.to_dict(),
-        "judge": judge_metadata(recipe.judge_mode), "steps": step, "checkpoint": str(checkpoint)})
+        "judge": judge_metadata(recipe.judge_mode), "steps": step, "checkpoint": str(checkpoint)},
+        judge_adapter=recipe.judge_adapter)
     sys.stdout.write(f"{out}\n")
     return 0

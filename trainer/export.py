@@ -1,12 +1,13 @@
 """Export a trained critic as a directory `selfcritic serve --model DIR` serves unchanged.
 
-bf16 safetensors with any LoRA merged, tokenizer and chat template (and, for a
-vision-language model, its processor: image processor config and processor chat template,
-so the server renders and measures images as training did), the base model's generation
-config and `selfcritic-export.json` (base model, recipe, steps, rewards, and
-under `judge` the judge mode and prompt it was trained with). The directory is staged
-beside its destination and renamed into place, so an interrupted export never leaves a
-directory that looks complete.
+bf16 safetensors with any LoRA merged (or, with `judge_adapter`, the base weights and the
+LoRA apart, as an adapter only judgments run with: `critic_loop.runtime.judge_adapter`),
+tokenizer and chat template (and, for a vision-language model, its processor: image
+processor config and processor chat template, so the server renders and measures images as
+training did), the base model's generation config and `selfcritic-export.json` (base
+model, recipe, steps, rewards, and under `judge` the judge mode and prompt it was trained
+with). The directory is staged beside its destination and renamed into place, so an
+interrupted export never leaves a directory that looks complete.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from critic_loop.judge_prompt import JUDGE_INSTRUCTION, JudgeMode, judge_text
+from critic_loop.runtime.judge_adapter import ADAPTER_FOLDER
+from critic_loop.runtime.judge_adapter import METADATA_KEY as JUDGE_ADAPTER_KEY
 from critic_loop.runtime.model_store import make_readable, swap_into_place
 
 logger = logging.getLogger(__name__)
@@ -50,8 +53,12 @@ def judge_metadata(mode: JudgeMode | str) -> dict[str, str]:
 
 def export_model(model: Any, tokenizer: Any, out_dir: str | Path, *,
                  metadata: dict[str, Any], base_dir: str | Path | None = None,
-                 state_dict: Mapping[str, Any] | None = None) -> Path:
+                 state_dict: Mapping[str, Any] | None = None,
+                 judge_adapter: bool = False) -> Path:
     """Write `model` (merged and cast to bf16 in place) and `tokenizer` to `out_dir`.
+
+    With `judge_adapter` (a LoRA model only), the adapter is written apart, in
+    `ADAPTER_FOLDER`, and the weights written are the base model's, unmerged.
 
     `tokenizer` is the model's processing class: a tokenizer, or a vision-language model's
     processor, which writes its tokenizer, image processor and chat template together.
@@ -67,11 +74,18 @@ def export_model(model: Any, tokenizer: Any, out_dir: str | Path, *,
     out.parent.mkdir(parents=True, exist_ok=True)
     if state_dict is not None:
         model = _with_weights(model, state_dict)
-    if hasattr(model, "merge_and_unload"):  # a PeftModel: fold the adapters into the weights
-        model = model.merge_and_unload()
-    model = model.to(torch.bfloat16)
+    if judge_adapter and not hasattr(model, "merge_and_unload"):
+        raise ValueError("a judge adapter export needs a LoRA model (recipe lora: true)")
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
     try:
+        if judge_adapter:
+            model.save_pretrained(staging / ADAPTER_FOLDER, safe_serialization=True)
+            rank = int(next(iter(model.peft_config.values())).r)
+            metadata = {**metadata, JUDGE_ADAPTER_KEY: {"path": ADAPTER_FOLDER, "rank": rank}}
+            model = model.unload()  # the base weights, the adapters taken out unmerged
+        elif hasattr(model, "merge_and_unload"):  # a PeftModel: fold the adapters in
+            model = model.merge_and_unload()
+        model = model.to(torch.bfloat16)
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         _fix_config(staging / "config.json")
@@ -92,7 +106,8 @@ def export_model(model: Any, tokenizer: Any, out_dir: str | Path, *,
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *,
-                      metadata: dict[str, Any], base_dir: str | Path | None = None) -> Path:
+                      metadata: dict[str, Any], base_dir: str | Path | None = None,
+                      judge_adapter: bool = False) -> Path:
     """Export a Trainer checkpoint directory (full weights or a LoRA adapter). A
     vision-language checkpoint is loaded as one, and exported with its processor."""
     import torch
@@ -109,7 +124,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *,
         model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
     source = checkpoint if (checkpoint / "tokenizer_config.json").is_file() else base_dir
     return export_model(model, load_processing_class(source), out_dir, metadata=metadata,
-                        base_dir=base_dir)
+                        base_dir=base_dir, judge_adapter=judge_adapter)
 
 
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")

@@ -85,7 +85,8 @@ def run_loop(loop: LoopRecipe) -> LoopResult:
         logger.info("exporting the best model (step %d, %s %.3f) instead of the last (step %d)",
                     best["step"], best["metric"], best["value"], result.steps)
         export_best(best_dir, recipe.final_dir, base_dir=base.path,
-                    metadata={**metadata, "loop": loop_meta})
+                    metadata={**metadata, "loop": loop_meta},
+                    judge_adapter=recipe.judge_adapter)
     else:
         update_metadata(result.export_dir, {"loop": loop_meta, "best": best})
     calibration = None

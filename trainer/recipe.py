@@ -118,6 +118,8 @@ class Recipe:
     lora_alpha: int = _f(32, "LoRA alpha")
     lora_dropout: float = _f(0.0, "LoRA dropout")
     lora_target_modules: str = _f("all-linear", "modules LoRA adapts (comma list or all-linear)")
+    judge_adapter: bool = _f(False, "export the LoRA apart, as an adapter only judgments run "
+                             "with: the served policy keeps the base weights (needs lora)")
     # -- output ----------------------------------------------------------------------
     output_dir: str = _f("runs/critic", "checkpoints, metrics.jsonl and train.log go here")
     export_dir: str | None = _f(None, "servable model directory (None: OUTPUT_DIR/final)")
@@ -153,6 +155,8 @@ class Recipe:
                               "and an even number of prompts per step (both orders of a pair)")
         if not 0 < grpo["top_p"] <= 1 or grpo["temperature"] <= 0 or grpo["learning_rate"] <= 0:
             raise RecipeError("need 0 < top_p <= 1, temperature > 0 and learning_rate > 0")
+        if self.judge_adapter and not self.lora:
+            raise RecipeError("judge_adapter exports the LoRA adapter apart: set lora: true")
 
     @property
     def final_dir(self) -> Path:

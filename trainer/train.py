@@ -196,7 +196,7 @@ def _export(trainer: Any, recipe: Recipe, metadata: dict[str, Any], base_dir: Pa
                     accelerator.num_processes)
         export_model(accelerator.unwrap_model(trainer.model), trainer.processing_class,
                      recipe.final_dir, metadata=metadata, base_dir=base_dir,
-                     state_dict=state_dict)
+                     state_dict=state_dict, judge_adapter=recipe.judge_adapter)
     accelerator.wait_for_everyone()
     return recipe.final_dir.resolve()
 

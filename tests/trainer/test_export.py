@@ -196,3 +196,42 @@ def test_a_calibration_round_trips_through_an_export(tiny_model_dir: Path, tmp_p
     assert read_calibration(out) == calibration
     served = with_model_defaults(ServerSettings(), out)
     assert (served.select, served.judge) == ("league", "fast")
+
+
+def test_a_judge_adapter_export_keeps_the_base_weights_and_the_adapter_apart(
+        tiny_model_dir: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    from critic_loop.runtime.judge_adapter import find_judge_adapter
+
+    model, tokenizer = load(tiny_model_dir)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        base_logits = model(ids).logits
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"))
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    with torch.no_grad():
+        adapted_logits = peft_model(ids).logits
+    out = export_model(peft_model, tokenizer, tmp_path / "final", metadata={"steps": 2},
+                       judge_adapter=True)
+    served = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    assert not any("lora" in name for name in served.state_dict())
+    with torch.no_grad():  # the policy is the base model, to bf16 rounding
+        torch.testing.assert_close(served(ids).logits, base_logits, atol=0.05, rtol=0.05)
+    adapter = find_judge_adapter(out)
+    assert adapter is not None and adapter.rank == 4 and adapter.path.parent == out.resolve()
+    judge = PeftModel.from_pretrained(served, adapter.path)
+    with torch.no_grad():  # the judge is the trained model
+        torch.testing.assert_close(judge(ids).logits, adapted_logits, atol=0.05, rtol=0.05)
+    assert json.loads((out / METADATA_FILE).read_text())["judge_adapter"] == {
+        "path": "judge-adapter", "rank": 4}
+
+
+def test_a_judge_adapter_export_needs_a_lora_model(tiny_model_dir: Path,
+                                                    tmp_path: Path) -> None:
+    model, tokenizer = load(tiny_model_dir)
+    with pytest.raises(ValueError, match="LoRA"):
+        export_model(model, tokenizer, tmp_path / "final", metadata={}, judge_adapter=True)
+    assert not (tmp_path / "final").exists()

@@ -21,12 +21,14 @@ from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMClientError
 from vllm.inputs import TokensPrompt
+from vllm.lora.request import LoRARequest
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from critic_loop.context_length import context_length_message
 from critic_loop.engine import (
+    JUDGE_ADAPTER,
     Completion,
     EngineError,
     EngineProgress,
@@ -53,6 +55,7 @@ from critic_loop.runtime.engines.vllm_images import (
     model_reads_images,
 )
 from critic_loop.runtime.engines.vllm_progress import StepCounter
+from critic_loop.runtime.judge_adapter import JudgeAdapter, find_judge_adapter, lora_slots
 from critic_loop.verdict_tokens import verdict_token_ids
 
 if TYPE_CHECKING:
@@ -87,6 +90,9 @@ class EngineConfig:
     (cpu_defaults.py says why), vLLM's choice elsewhere."""
     kv_cache_gib: float | None = None
     """KV-cache size. None: vLLM's own sizing on GPU, `CPU_KV_CACHE_GIB` on CPU."""
+    judge_adapter: JudgeAdapter | None = None
+    """A judge-only LoRA adapter (`critic_loop.runtime.judge_adapter`): judgments run with
+    it, everything else with the base weights. `for_model` finds it in an export."""
 
     @classmethod
     def for_model(cls, model: str | ResolvedModel, served_name: str | None = None,
@@ -97,6 +103,7 @@ class EngineConfig:
             from critic_loop.runtime.model_store import resolve_model
 
             model = resolve_model(model, served_name=served_name)
+        fields.setdefault("judge_adapter", find_judge_adapter(model.path))
         return cls(model=str(model.path), served_name=model.served_name, **fields)
 
     def cpu_block_size(self) -> int | None:
@@ -124,6 +131,9 @@ class EngineConfig:
                 "max_num_seqs": self.max_num_seqs,
                 "gpu_memory_utilization": self.gpu_memory_utilization,
                 "generation_config": self.generation_config}
+        if self.judge_adapter is not None:  # slots sized for it (lora_slots says how many)
+            ours.update(enable_lora=True, max_loras=lora_slots(_on_cpu()),
+                        max_lora_rank=self.judge_adapter.reserved_rank)
         defaults = {"kv_cache_memory_bytes": self.kv_cache_bytes(),
                     "block_size": self.cpu_block_size(), **self.scheduling_args()}
         args = engine_args_from(self.engine_args, ours, defaults)
@@ -150,6 +160,12 @@ class VLLMEngine:
         # Found once, so a tokenizer that cannot spell a verdict fails at start-up
         self._choice_ids = verdict_token_ids(tokenizer, VERDICT_CHOICES)
         self._special_ids = frozenset(tokenizer.all_special_ids)
+        self._adapters: dict[str, LoRARequest] = {}
+        if config.judge_adapter is not None:
+            self._adapters[JUDGE_ADAPTER] = LoRARequest(
+                JUDGE_ADAPTER, 1, str(config.judge_adapter.path))
+            logger.info("Judgments run with the judge adapter %s (rank %d); answers with "
+                        "the base weights", config.judge_adapter.path, config.judge_adapter.rank)
 
     @classmethod
     def from_model(cls, model: str | ResolvedModel, served_name: str | None = None,
@@ -206,8 +222,7 @@ class VLLMEngine:
         params = self._sampling_params(request, RequestOutputKind.DELTA)
         first = True
         copies = request.n if _is_greedy(request) else 1
-        async for output in self._outputs(prompt_ids, params, request.request_id,
-                                          request.images):
+        async for output in self._outputs(prompt_ids, params, request):
             for out, copy in ((o, c) for o in output.outputs for c in range(copies)):
                 yield StreamDelta(
                     index=out.index + copy,
@@ -278,8 +293,7 @@ class VLLMEngine:
         prompt_ids = await self._prompt_ids(request)
         params = self._sampling_params(request, RequestOutputKind.FINAL_ONLY)
         final = None
-        async for output in self._outputs(prompt_ids, params, request.request_id,
-                                          request.images):
+        async for output in self._outputs(prompt_ids, params, request):
             final = output
         if final is None:
             raise EngineError(f"vLLM returned no output for {request.request_id}")
@@ -301,13 +315,15 @@ class VLLMEngine:
                                 cached_tokens=final.num_cached_tokens or 0)
 
     async def _outputs(self, prompt_ids: list[int], params: SamplingParams,
-                       request_id: str, images: Sequence[Any] = ()) -> AsyncIterator[Any]:
+                       request: GenerationRequest) -> AsyncIterator[Any]:
         if self._llm.errored:
             raise EngineError("the vLLM engine is not running")
         self._in_flight += 1
         try:
-            prompt = TokensPrompt(**engine_prompt(prompt_ids, images))  # type: ignore[typeddict-item]
-            async for output in self._llm.generate(prompt, params, request_id):
+            prompt = TokensPrompt(**engine_prompt(prompt_ids, request.images))  # type: ignore[typeddict-item]
+            lora = self._adapters.get(request.adapter) if request.adapter else None
+            async for output in self._llm.generate(prompt, params, request.request_id,
+                                                   lora_request=lora):
                 yield output
         except (asyncio.CancelledError, GeneratorExit, PromptTooLongError):
             raise
