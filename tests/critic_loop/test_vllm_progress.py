@@ -9,9 +9,11 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from critic_loop.engine import EngineProgress, ReportsProgress
+from critic_loop.engine import EngineProgress, GenerationRequest, ReportsProgress
 from critic_loop.runtime.engines.vllm_async import VLLMEngine
 from critic_loop.runtime.engines.vllm_progress import StepCounter
+
+REQUEST = GenerationRequest("r", "")
 
 
 def test_the_stat_logger_counts_steps_with_output() -> None:
@@ -51,7 +53,7 @@ def _engine(fail: bool = False) -> VLLMEngine:
 async def test_in_flight_spans_the_output_stream() -> None:
     engine = _engine()
     assert isinstance(engine, ReportsProgress)
-    seen = [engine.progress() async for _ in engine._outputs([1, 2], None, "r")]
+    seen = [engine.progress() async for _ in engine._outputs([1, 2], None, REQUEST)]
     assert seen == [EngineProgress(outputs=1, in_flight=1), EngineProgress(outputs=2, in_flight=1)]
     assert engine.progress() == EngineProgress(outputs=2, in_flight=0)
 
@@ -59,11 +61,11 @@ async def test_in_flight_spans_the_output_stream() -> None:
 async def test_in_flight_ends_on_errors_and_early_exits() -> None:
     failing = _engine(fail=True)
     with pytest.raises(RuntimeError):
-        async for _ in failing._outputs([1], None, "r"):
+        async for _ in failing._outputs([1], None, REQUEST):
             pass
     assert failing.progress().in_flight == 0
     abandoned = _engine()
-    stream = abandoned._outputs([1], None, "r")
+    stream = abandoned._outputs([1], None, REQUEST)
     await stream.__anext__()
     assert abandoned.progress().in_flight == 1
     await stream.aclose()  # the consumer stopped early (a cancelled request)

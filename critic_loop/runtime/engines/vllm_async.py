@@ -161,11 +161,12 @@ class VLLMEngine:
         self._choice_ids = verdict_token_ids(tokenizer, VERDICT_CHOICES)
         self._special_ids = frozenset(tokenizer.all_special_ids)
         self._adapters: dict[str, LoRARequest] = {}
-        if config.judge_adapter is not None:
+        adapter = getattr(config, "judge_adapter", None)  # test doubles may lack it
+        if adapter is not None:
             self._adapters[JUDGE_ADAPTER] = LoRARequest(
-                JUDGE_ADAPTER, 1, str(config.judge_adapter.path))
+                JUDGE_ADAPTER, 1, str(adapter.path))
             logger.info("Judgments run with the judge adapter %s (rank %d); answers with "
-                        "the base weights", config.judge_adapter.path, config.judge_adapter.rank)
+                        "the base weights", adapter.path, adapter.rank)
 
     @classmethod
     def from_model(cls, model: str | ResolvedModel, served_name: str | None = None,
@@ -322,8 +323,9 @@ class VLLMEngine:
         try:
             prompt = TokensPrompt(**engine_prompt(prompt_ids, request.images))  # type: ignore[typeddict-item]
             lora = self._adapters.get(request.adapter) if request.adapter else None
+            extra = {"lora_request": lora} if lora is not None else {}
             async for output in self._llm.generate(prompt, params, request.request_id,
-                                                   lora_request=lora):
+                                                   **extra):
                 yield output
         except (asyncio.CancelledError, GeneratorExit, PromptTooLongError):
             raise
