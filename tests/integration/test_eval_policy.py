@@ -60,11 +60,14 @@ def test_eval_policy_on_humaneval_against_the_real_server(server, tmp_path: Path
     strategies = ("greedy", "majority", "pass@N", "self-critic-fast")
     code = main(["eval", "policy", "--data", "humaneval", "--url", server.url, "--api-key", API_KEY,
                       "--limit", "2", "--n", "2", "--k", "1", "--concurrency", "2",
+                      # not the 768-token code default: within the session server's 120 s
+                      # deadline on a slow machine (a 768-token answer once took longer)
+                      "--max-tokens", "256",
                       "--strategies", ",".join(strategies), "--exec-grouping",
                       "--output", str(out)])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["questions"] == 2 and report["settings"]["max_tokens"] == 768
+    assert report["questions"] == 2 and report["settings"]["max_tokens"] == 256
     rows = {row["strategy"]: row for row in report["rows"]}
     assert set(rows) == set(strategies)
     for row in rows.values():
