@@ -44,7 +44,8 @@ def test_the_engine_sums_a_choices_spellings() -> None:
     from critic_loop.runtime.engines.vllm_async import VLLMEngine
 
     llm = SimpleNamespace(model_config=SimpleNamespace(max_model_len=64))
-    engine = VLLMEngine(llm, FakeTokenizer(VOCAB), SimpleNamespace(served_name="m", model="/models/m"))
+    engine = VLLMEngine(llm, FakeTokenizer(VOCAB), SimpleNamespace(served_name="m", model="/models/m",
+                                                                    judge_adapter=None))
     position = {1: SimpleNamespace(logprob=math.log(0.2)), 2: SimpleNamespace(logprob=math.log(0.1)),
                 3: SimpleNamespace(logprob=math.log(0.3)), 5: SimpleNamespace(logprob=math.log(0.1)),
                 7: SimpleNamespace(logprob=math.log(0.2))}

@@ -161,7 +161,7 @@ class VLLMEngine:
         self._choice_ids = verdict_token_ids(tokenizer, VERDICT_CHOICES)
         self._special_ids = frozenset(tokenizer.all_special_ids)
         self._adapters: dict[str, LoRARequest] = {}
-        adapter = getattr(config, "judge_adapter", None)  # test doubles may lack it
+        adapter = config.judge_adapter
         if adapter is not None:
             self._adapters[JUDGE_ADAPTER] = LoRARequest(
                 JUDGE_ADAPTER, 1, str(adapter.path))
