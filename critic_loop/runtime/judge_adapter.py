@@ -12,13 +12,10 @@ up (docs/training.md); this keeps the judge's gain and none of the policy's loss
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from critic_loop.selection.calibration import METADATA_FILE
-
-logger = logging.getLogger(__name__)
 
 METADATA_KEY = "judge_adapter"
 """The export metadata entry: `{"path": <sub-folder>, "rank": r}`."""
