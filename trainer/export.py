@@ -80,8 +80,7 @@ def export_model(model: Any, tokenizer: Any, out_dir: str | Path, *,
     try:
         if judge_adapter:
             model.save_pretrained(staging / ADAPTER_FOLDER, safe_serialization=True)
-            rank = int(next(iter(model.peft_config.values())).r)
-            metadata = {**metadata, JUDGE_ADAPTER_KEY: {"path": ADAPTER_FOLDER, "rank": rank}}
+            metadata = {**metadata, JUDGE_ADAPTER_KEY: {"path": ADAPTER_FOLDER}}
             model = model.unload()  # the base weights, the adapters taken out unmerged
         elif hasattr(model, "merge_and_unload"):  # a PeftModel: fold the adapters in
             model = model.merge_and_unload()

@@ -18,7 +18,8 @@ from pathlib import Path
 from critic_loop.selection.calibration import METADATA_FILE
 
 METADATA_KEY = "judge_adapter"
-"""The export metadata entry: `{"path": <sub-folder>, "rank": r}`."""
+"""The export metadata entry: `{"path": <sub-folder>}`. The rank is the adapter's own
+(`adapter_config.json`), so there is one source of it."""
 ADAPTER_FOLDER = "judge-adapter"
 """Where the export writes the adapter, inside the model folder."""
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -65,6 +66,16 @@ class JudgeAdapter:
                                 f"{LORA_RANKS[-1]}")
 
 
+def adapter_rank(config: dict) -> int:
+    """The largest LoRA rank a PEFT `adapter_config.json` uses: its `r`, or a larger one
+    that `rank_pattern` gives some modules (vLLM must reserve the largest).
+
+    >>> adapter_rank({"r": 8}), adapter_rank({"r": 8, "rank_pattern": {"q_proj": 32}})
+    (8, 32)
+    """
+    return max([int(config["r"]), *(int(r) for r in (config.get("rank_pattern") or {}).values())])
+
+
 def find_judge_adapter(model_dir: str | Path) -> JudgeAdapter | None:
     """The judge adapter a model folder's export metadata names; None when it names none.
     Raises `JudgeAdapterError` when it names one that is missing or malformed (serving the
@@ -79,12 +90,12 @@ def find_judge_adapter(model_dir: str | Path) -> JudgeAdapter | None:
         return None
     if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
         raise JudgeAdapterError(f"{folder / METADATA_FILE}: {METADATA_KEY} must be "
-                                f"{{'path': ..., 'rank': ...}}, not {entry!r}")
+                                f"{{'path': ...}}, not {entry!r}")
     path = (folder / entry["path"]).resolve()
     config = path / "adapter_config.json"
     try:
-        rank = int(json.loads(config.read_text())["r"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        rank = adapter_rank(json.loads(config.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise JudgeAdapterError(f"{folder}: the judge adapter {path} has no usable "
                                 f"adapter_config.json ({error!r})") from error
     return JudgeAdapter(path, rank)

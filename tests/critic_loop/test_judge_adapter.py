@@ -20,20 +20,27 @@ from critic_loop.runtime.judge_adapter import (
 from critic_loop.selection.calibration import METADATA_FILE
 
 
-def _export(folder: Path, entry: object, rank: int | None = 8) -> Path:
+def _export(folder: Path, entry: object, config: dict | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / METADATA_FILE).write_text(json.dumps({"judge_adapter": entry}))
-    if rank is not None:
+    if config is not None:
         (folder / "judge-adapter").mkdir()
-        (folder / "judge-adapter" / "adapter_config.json").write_text(json.dumps({"r": rank}))
+        (folder / "judge-adapter" / "adapter_config.json").write_text(json.dumps(config))
     return folder
 
 
-def test_an_export_names_its_adapter_and_rank(tmp_path: Path) -> None:
-    folder = _export(tmp_path / "m", {"path": "judge-adapter", "rank": 8}, rank=12)
+def test_an_export_names_its_adapter_and_its_config_gives_the_rank(tmp_path: Path) -> None:
+    folder = _export(tmp_path / "m", {"path": "judge-adapter"}, {"r": 12})
     adapter = find_judge_adapter(folder)
     assert adapter == JudgeAdapter((folder / "judge-adapter").resolve(), 12)
     assert adapter.reserved_rank == 16  # what vLLM can reserve
+
+
+def test_a_rank_pattern_above_r_is_what_is_reserved(tmp_path: Path) -> None:
+    folder = _export(tmp_path / "m", {"path": "judge-adapter"},
+                     {"r": 8, "rank_pattern": {"v_proj": 24}})
+    adapter = find_judge_adapter(folder)
+    assert adapter is not None and (adapter.rank, adapter.reserved_rank) == (24, 32)
 
 
 def test_a_folder_without_one_has_none(tmp_path: Path) -> None:
@@ -44,7 +51,7 @@ def test_a_folder_without_one_has_none(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("entry", ["judge-adapter", {"rank": 8}, {"path": "missing"}])
 def test_a_named_adapter_that_is_not_there_is_an_error(tmp_path: Path, entry: object) -> None:
-    folder = _export(tmp_path / "m", entry, rank=None)
+    folder = _export(tmp_path / "m", entry)
     with pytest.raises(JudgeAdapterError):
         find_judge_adapter(folder)
 

@@ -226,7 +226,7 @@ def test_a_judge_adapter_export_keeps_the_base_weights_and_the_adapter_apart(
     with torch.no_grad():  # the judge is the trained model
         torch.testing.assert_close(judge(ids).logits, adapted_logits, atol=0.05, rtol=0.05)
     assert json.loads((out / METADATA_FILE).read_text())["judge_adapter"] == {
-        "path": "judge-adapter", "rank": 4}
+        "path": "judge-adapter"}
 
 
 def test_a_judge_adapter_export_needs_a_lora_model(tiny_model_dir: Path,
