@@ -11,6 +11,9 @@ Three figures per model, the same for both:
   identical answers merged, K=2 in both orders, a split decided by the summed
   probabilities), against the oracle (any right) and a random pick (mean sample accuracy).
 
+An export with a judge adapter judges with the adapter on and answers without it, as the
+server does.
+
   HF_HUB_OFFLINE=1 .venv/bin/python bench/onpolicy_critic.py --pairs runs/cpu-onpolicy/pairs \\
       --base smollm2-135m-instruct --trained runs/cpu-onpolicy/final
 """
@@ -140,13 +143,15 @@ def main() -> None:
         if name not in chosen:
             continue
         path = resolve_model(where).path
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        judge, adapter = _judge_model(path, policy)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        figures: dict[str, Any] = {"model": str(path)}
-        parts = {"judge": (judge_figures, args.pairs / "heldout.jsonl", args.curve_pairs),
-                 "policy": (policy_figures, args.policy_data, args.policy_limit),
-                 "knockout": (knockout_figures, args.pairs / "samples.jsonl", prompts)}
-        for part, (run, *extra) in parts.items():
+        figures: dict[str, Any] = {"model": str(path),
+                                   "judge_adapter": str(adapter.path) if adapter else None}
+        parts = {"judge": (judge, judge_figures, args.pairs / "heldout.jsonl", args.curve_pairs),
+                 "policy": (policy, policy_figures, args.policy_data, args.policy_limit),
+                 "knockout": (judge, knockout_figures, args.pairs / "samples.jsonl", prompts)}
+        for part, (model, run, *extra) in parts.items():
             if part in skip:
                 continue
             started = time.monotonic()
@@ -157,6 +162,23 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     sys.stdout.write(json.dumps(results, indent=2) + "\n")
+
+
+def _judge_model(path: Path, policy: Any) -> tuple[Any, Any]:
+    """The model that judges: `policy` itself, or, for an export with a judge adapter
+    (critic_loop/runtime/judge_adapter.py), a second copy with the adapter on, as the
+    server runs judgments with it and answers without it."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from critic_loop.runtime.judge_adapter import find_judge_adapter
+
+    adapter = find_judge_adapter(path)
+    if adapter is None:
+        return policy, None
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return PeftModel.from_pretrained(base, adapter.path).eval(), adapter
 
 
 def _load() -> list[float]:
