@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,3 +110,47 @@ class TimeBudget(TrainerCallback):
                         self.seconds / 60, state.global_step)
             control.should_training_stop = True
             control.should_save = True
+
+
+class StopOnSignal(TrainerCallback):
+    """Ctrl-C or SIGTERM ends training after the current step, with a checkpoint, so the
+    rest of the run (best-model export, calibration) still happens; a second signal stops
+    at once. The handlers are installed for the training only, and only from the main
+    thread (where Python delivers signals)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number in self.SIGNALS:
+            self._previous[number] = signal.signal(number, self._handle)
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if self.received is not None:  # the second one: the previous handler decides
+            self._restore()
+            signal.raise_signal(number)
+            return
+        self.received = number
+        logger.warning("%s: stopping after this step (again to stop now)",
+                       signal.Signals(number).name)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.received is not None:
+            logger.info("stopping at step %d on %s", state.global_step,
+                        signal.Signals(self.received).name)
+            control.should_training_stop = True
+            control.should_save = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for number, previous in self._previous.items():
+            if previous is not None:  # None: set outside Python, nothing to put back
+                signal.signal(number, previous)
+        self._previous = {}

@@ -24,6 +24,7 @@ examples:
   selfcritic train recipes/cpu-demo.yaml --set grpo.max_steps=10 --set grpo.learning_rate=2e-5
   selfcritic train recipes/paper.yaml --set lora=true --set grpo.mask_truncated_completions=true
   selfcritic train recipes/cpu-demo.yaml --export-only   # export the last checkpoint
+Ctrl-C stops after the current step and still exports; a second Ctrl-C stops at once.
 
 recipe fields (each settable in the YAML file or with --set key=value; a GRPOConfig
 field also as --set NAME=value):

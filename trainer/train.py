@@ -21,7 +21,7 @@ from critic_loop.judge_prompt import VERDICT_CHOICES
 from critic_loop.runtime.model_store import resolve_model
 from critic_loop.verdict_tokens import verdict_token_ids
 from evaluation.pairs import load_pairs
-from trainer.callbacks import MetricsLogger, QuietProgress, TimeBudget
+from trainer.callbacks import MetricsLogger, QuietProgress, StopOnSignal, TimeBudget
 from trainer.data import to_grpo_dataset
 from trainer.export import export_model, judge_metadata
 from trainer.recipe import GRPO_SECTION, Recipe, RecipeError
@@ -141,7 +141,7 @@ def train(recipe: Recipe, extra_callbacks: Sequence[Any] = ()) -> TrainResult:
             pairs = random.Random(recipe.seed).sample(pairs, len(pairs))
         dataset = to_grpo_dataset(pairs, recipe.judge_mode)
         metrics = MetricsLogger(output_dir / "metrics.jsonl")
-        callbacks: list[Any] = [metrics]
+        callbacks: list[Any] = [metrics, StopOnSignal()]
         if recipe.max_minutes:
             callbacks.append(TimeBudget(recipe.max_minutes))
         if recipe.eval_data:
