@@ -16,6 +16,11 @@ from critic_loop.judge_prompt import JudgeMode
 SELF_CRITIC_SUFFIX = ":self-critic"
 """A served model name with this suffix (`MODEL:self-critic`) turns self-critic on for
 every request to it: the server's naming rule, which the evaluation's clients read too."""
+JUDGE_SUFFIX = ":judge"
+"""A served model name with this suffix (`MODEL:judge`) runs a plain completion with the
+model's judge adapter (`critic_loop.runtime.judge_adapter`), where it has one: how an
+engine in front of other servers (`--upstream`, the calibration) reaches the trained judge.
+A vLLM server reaches it with `--lora-modules MODEL:judge=EXPORT/judge-adapter`."""
 MAX_CANDIDATES = 128
 """The paper's largest N (best-of-128)."""
 MAX_COMPARISONS = 64

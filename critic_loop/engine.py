@@ -296,6 +296,13 @@ class Engine(Protocol):
         ...
 
 
+def has_judge_adapter(engine: Any) -> bool:
+    """Whether `engine` runs `JUDGE_ADAPTER` requests with a trained judge adapter: its
+    optional `has_judge_adapter` attribute (an engine without it has none, and runs such
+    requests with its one model)."""
+    return bool(getattr(engine, "has_judge_adapter", False))
+
+
 @dataclass(frozen=True)
 class EngineProgress:
     """A snapshot that tells a busy engine from a hung one: `outputs` grows whenever the

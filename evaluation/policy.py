@@ -22,7 +22,7 @@ import httpx
 
 from critic_loop.code.grader import CodeGrader
 from critic_loop.code.sandbox import Limits, Sandbox
-from critic_loop.config import SELF_CRITIC_SUFFIX
+from critic_loop.config import JUDGE_SUFFIX, SELF_CRITIC_SUFFIX
 from evaluation.candidate_recorder import CandidateRecorder
 from evaluation.client import ChatClient, EndpointError
 from evaluation.code_tasks import CODE_MAX_TOKENS
@@ -177,12 +177,12 @@ def _settings(config: PolicyEvalConfig, model: str) -> RequestSettings:
 
 
 async def endpoint_model(client: ChatClient) -> str:
-    """The endpoint's first model (its `:self-critic` alias skipped)."""
+    """The endpoint's first model (its `:self-critic` and `:judge` aliases skipped)."""
     try:
         names = await client.model_names()
     except (EndpointError, httpx.HTTPError) as exc:
         raise EndpointError(0, f"cannot list the endpoint's models ({exc}); pass --model") from exc
-    plain = [n for n in names if not n.endswith(SELF_CRITIC_SUFFIX)] or names
+    plain = [n for n in names if not n.endswith((SELF_CRITIC_SUFFIX, JUDGE_SUFFIX))] or names
     if not plain:
         raise EndpointError(0, "the endpoint lists no models; pass --model")
     return plain[0]

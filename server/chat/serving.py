@@ -148,11 +148,18 @@ class ChatServing(EndpointServing[ChatCompletionRequest, ChatPlan, PreparedChat]
     def streams(self, chat: PreparedChat) -> bool:
         return chat.request.stream
 
+    def _generation(self, chat: PreparedChat, request_id: str) -> GenerationRequest:
+        """The plain (not self-critic) engine request: `n` samples of the prompt, with the
+        judge adapter for `MODEL:judge`."""
+        return GenerationRequest(engine_id(request_id), chat.prompt, chat.sampling,
+                                 chat.request.n, images=chat.images, prompt_ids=chat.prompt_ids,
+                                 adapter=self.adapter_for(chat.request.model))
+
     async def respond(self, chat: PreparedChat, request_id: str) -> dict[str, Any]:
         if chat.self_critic:
             body = await self.self_critic.complete(chat, request_id, self.answer_id(request_id))
         else:
-            (result,) = await self.engine.generate([_generation(chat, request_id)])
+            (result,) = await self.engine.generate([self._generation(chat, request_id)])
             usage = Usage.of_results([result])
             self.metrics.record_generation(usage.prompt_tokens, usage.completion_tokens)
             body = chat_completion(self.answer_id(request_id), chat.request.model,
@@ -173,7 +180,7 @@ class ChatServing(EndpointServing[ChatCompletionRequest, ChatPlan, PreparedChat]
             return
         yield line([delta_choice(i, text="", role="assistant") for i in range(request.n)])
         counted = StreamUsage()
-        async for delta in self.engine.stream(_generation(chat, request_id)):
+        async for delta in self.engine.stream(self._generation(chat, request_id)):
             counted.add(delta)
             if delta.text or delta.finish_reason or delta.logprobs:
                 yield line([delta_choice(delta.index, text=delta.text, finish=delta.finish_reason,
@@ -187,12 +194,6 @@ class ChatServing(EndpointServing[ChatCompletionRequest, ChatPlan, PreparedChat]
     def _chunk_writer(self, chat: PreparedChat, request_id: str) -> Callable[..., str]:
         """`chunk` with this answer's id, model and creation time filled in."""
         return partial(chunk, self.answer_id(request_id), chat.request.model, created_now())
-
-
-def _generation(chat: PreparedChat, request_id: str) -> GenerationRequest:
-    """The plain (not self-critic) engine request: `n` samples of the prompt."""
-    return GenerationRequest(engine_id(request_id), chat.prompt, chat.sampling, chat.request.n,
-                             images=chat.images, prompt_ids=chat.prompt_ids)
 
 
 def _max_tokens_param(request: ChatCompletionRequest) -> str:

@@ -63,12 +63,15 @@ class PreparedCompletion:
     request: CompletionRequest
     prompts: tuple[PromptInput, ...]
     samplings: tuple[SamplingOptions, ...]
+    adapter: str | None = None
+    """`MODEL:judge`'s judge adapter, else None."""
 
     def generations(self, request_id: str) -> list[GenerationRequest]:
         return [GenerationRequest(f"{engine_id(request_id)}-{i}",
                                   prompt if isinstance(prompt, str) else "", sampling,
                                   self.request.n,
-                                  prompt_ids=None if isinstance(prompt, str) else prompt)
+                                  prompt_ids=None if isinstance(prompt, str) else prompt,
+                                  adapter=self.adapter)
                 for i, (prompt, sampling) in enumerate(zip(self.prompts, self.samplings,
                                                            strict=True))]
 
@@ -98,7 +101,8 @@ class CompletionServing(EndpointServing[CompletionRequest, CompletionPlan, Prepa
         request, defaults = plan.request, self.context.defaults
         samplings = tuple(checked_sampling(self.engine, lambda p=p: request.sampling(
             self._max_tokens(plan, p), defaults)) for p in plan.prompts)
-        return PreparedCompletion(request, plan.prompts, samplings)
+        return PreparedCompletion(request, plan.prompts, samplings,
+                                  self.adapter_for(request.model))
 
     def _max_tokens(self, plan: CompletionPlan, prompt: PromptInput) -> int:
         if isinstance(prompt, str):

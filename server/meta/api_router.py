@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from critic_loop.engine import has_judge_adapter
 from server import __version__
 from server.edge.errors import APIError
 from server.serving.served_model import served_names
@@ -24,8 +25,8 @@ def _model_card(name: str, state: State) -> dict[str, Any]:
             "max_model_len": state.engine.max_model_len}
 
 
-def _model_names(state: State) -> tuple[str, str]:
-    return served_names(state.engine.model_name)
+def _model_names(state: State) -> tuple[str, ...]:
+    return served_names(state.engine.model_name, has_judge_adapter(state.engine))
 
 
 @router.get("/v1/models")

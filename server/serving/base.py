@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from starlette.requests import Request
 
 from critic_loop.config import SelfCriticConfig
-from critic_loop.engine import Engine, Message
+from critic_loop.engine import Engine, Message, has_judge_adapter
 from critic_loop.generation_defaults import NO_DEFAULTS, GenerationDefaults
 from critic_loop.judge_budget import JudgeBudget
 from server.edge.sse import event_stream
@@ -33,7 +33,7 @@ from server.load.gate import AdmissionGate
 from server.load.metrics import Metrics
 from server.media.images import ImageRef, MediaPolicy
 from server.serving.judge_fit import measured_budget
-from server.serving.served_model import asks_self_critic
+from server.serving.served_model import adapter_for, asks_self_critic
 from server.settings import ServerSettings
 
 BodyT = TypeVar("BodyT")
@@ -123,7 +123,12 @@ class EndpointServing(ABC, Generic[BodyT, PlanT, PreparedT]):
     # -- what the endpoints share ---------------------------------------------------------
     def asks_self_critic(self, name: str | None) -> bool:
         """Whether `name` is the self-critic alias; a 404 unless it is a name served here."""
-        return asks_self_critic(name, self.engine.model_name, self.plain_only_at)
+        return asks_self_critic(name, self.engine.model_name, self.plain_only_at,
+                                has_judge_adapter(self.engine))
+
+    def adapter_for(self, name: str | None) -> str | None:
+        """The adapter a plain request for `name` runs with (`MODEL:judge`: the judge's)."""
+        return adapter_for(name, self.engine.model_name, has_judge_adapter(self.engine))
 
     def answer_id(self, request_id: str) -> str:
         return f"{self.id_prefix}-{request_id}"

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from critic_loop.engine import (
+    JUDGE_ADAPTER,
     EngineError,
     GenerationRequest,
     InvalidRequestError,
@@ -293,3 +294,20 @@ async def test_token_ids_rendered_by_render_prompt_are_sent_as_they_are(connect)
                                  prompt_ids=(11, 12, 13))
     (result,) = await engine.generate([rendered])
     assert a.calls[-1]["prompt"] == [11, 12, 13] and result.prompt_tokens == 3
+
+
+async def test_judgments_go_to_the_upstreams_judge_adapter_when_it_lists_one(connect):
+    engine, (a,), _ = await connect(FakeUpstream("A", aliases=(":self-critic", ":judge")))
+    assert engine.model_name == "fake-model" and engine.has_judge_adapter
+    judgment = GenerationRequest("j", "user: 1 or 2? assistant:", SamplingOptions(
+        max_tokens=1, temperature=0, choices=VERDICT_CHOICES), adapter=JUDGE_ADAPTER)
+    await engine.generate([judgment, request("s", max_tokens=3)])
+    assert sorted(call["model"] for call in a.calls[-2:]) == ["fake-model", "fake-model:judge"]
+
+
+async def test_without_a_listed_judge_adapter_judgments_use_the_model(connect):
+    engine, (a,), _ = await connect(FakeUpstream("A"))
+    assert not engine.has_judge_adapter
+    await engine.generate([GenerationRequest("j", "q", SamplingOptions(max_tokens=1),
+                                             adapter=JUDGE_ADAPTER)])
+    assert a.calls[-1]["model"] == "fake-model"

@@ -32,6 +32,8 @@ class FakeUpstream:
     healthy: bool = True
     max_model_len: int = 4096
     root: str | None = None
+    aliases: tuple[str, ...] = ()
+    """Suffixes listed as models beside "fake-model" (":judge": it has a judge adapter)."""
     calls: list[dict[str, Any]] = field(default_factory=list)
     keys: list[str | None] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
@@ -55,8 +57,9 @@ def create_fake_app(fake: FakeUpstream) -> FastAPI:
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": "fake-model", "root": fake.root,
-                                            "max_model_len": fake.max_model_len}]}
+        return {"object": "list", "data": [
+            {"id": "fake-model" + alias, "root": fake.root, "max_model_len": fake.max_model_len}
+            for alias in ("", *fake.aliases)]}
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:

@@ -46,8 +46,10 @@ class ScriptedEngine:
     def __init__(self, responder: Responder = echo_responder, *, model_name: str = "scripted",
                  max_model_len: int = 2048, token_delay_s: float = 0.0,
                  supports_images: bool = False, image_tokens: int = 1,
-                 vocabulary: int = 50_000) -> None:
+                 vocabulary: int = 50_000, has_judge_adapter: bool = False) -> None:
         self.model_name = model_name
+        self.has_judge_adapter = has_judge_adapter
+        """Whether it plays an engine with a judge adapter (requests keep their `adapter`)."""
         self.vocabulary = vocabulary
         """Token ids a prompt may hold: 0 to vocabulary - 1."""
         self.max_model_len = max_model_len

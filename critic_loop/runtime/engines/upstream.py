@@ -21,8 +21,10 @@ from typing import Any
 
 import httpx
 
+from critic_loop.config import JUDGE_SUFFIX
 from critic_loop.context_length import context_length_message
 from critic_loop.engine import (
+    JUDGE_ADAPTER,
     Completion,
     EngineError,
     GenerationRequest,
@@ -69,9 +71,13 @@ class UpstreamEngine:
 
     def __init__(self, config: UpstreamConfig, tokenizer: Any, model: str,
                  max_model_len: int, session_key: Callable[[], str | None],
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None, judge_model: str | None = None) -> None:
         self.config = config
         self.model_name = model
+        self.judge_model = judge_model
+        """The upstream's name for the model with its judge adapter (`MODEL:judge`, when it
+        lists one): judgments go to it, answers to `model`."""
+        self.has_judge_adapter = judge_model is not None
         self.max_model_len = max_model_len
         self._tokenizer = tokenizer
         # Message text stays text (special-token strings split) with a fast tokenizer,
@@ -103,13 +109,16 @@ class UpstreamEngine:
         """Find the model on the first upstream that answers (waiting up to
         `connect_wait_s`), load its tokenizer (unless given), admit every upstream that
         answers, and start probing the others."""
-        entry = await discover_model(config, transport)
+        entry, listed = await discover_model(config, transport)
         if tokenizer is None:
             tokenizer = await load_tokenizer(config.tokenizer or entry.get("root")
                                               or entry["id"], entry["id"])
+        judge = entry["id"] + JUDGE_SUFFIX
         engine = cls(config, tokenizer, entry["id"],
                      int(entry.get("max_model_len") or config.max_model_len), session_key,
-                     transport)
+                     transport, judge_model=judge if judge in listed else None)
+        if engine.judge_model is not None:
+            logger.info("Upstream lists %s: judgments run with its judge adapter", judge)
         for upstream in engine.pool.upstreams:
             if await engine._probe(upstream):
                 engine.pool.admit(upstream, readmitted=False)
@@ -210,7 +219,7 @@ class UpstreamEngine:
     async def _complete(self, upstream: Upstream, request: GenerationRequest,
                         prompt_ids: list[int]) -> GenerationResult:
         copies = _greedy_copies(request)
-        body = self._body(upstream, prompt_ids, request.sampling, request.n // copies)
+        body = self._body(upstream, request, prompt_ids, request.sampling, request.n // copies)
         with self.pool.lease(upstream):
             data = await self._post(upstream, body, request.request_id)
         completions = [self._completion(raw_choice(c), request.sampling)
@@ -230,7 +239,7 @@ class UpstreamEngine:
         upstream = self.pool.pick(key)
         sent = StreamProgress(n)
         try:
-            body = self._body(upstream, prompt_ids, request.sampling, n)
+            body = self._body(upstream, request, prompt_ids, request.sampling, n)
             async with contextlib.aclosing(
                     self._stream_on(upstream, body, request.request_id)) as pieces:
                 async for piece in pieces:
@@ -247,7 +256,7 @@ class UpstreamEngine:
                 for index in sent.unfinished():
                     yield await self._continue(backup, request, prompt_ids, sent, index)
                 return
-            body = self._body(backup, prompt_ids, request.sampling, n)
+            body = self._body(backup, request, prompt_ids, request.sampling, n)
             async with contextlib.aclosing(
                     self._stream_on(backup, body, request.request_id)) as pieces:
                 async for piece in pieces:
@@ -261,7 +270,7 @@ class UpstreamEngine:
         done = sent.token_ids(index, self._encode)
         options = request.sampling
         rest = replace(options, max_tokens=max(1, options.max_tokens - len(done)))
-        body = self._body(upstream, prompt_ids + done, rest, 1)
+        body = self._body(upstream, request, prompt_ids + done, rest, 1)
         with self.pool.lease(upstream):
             data = await self._post(upstream, body, f"{request.request_id}-c{index}")
         choice = raw_choice((data.get("choices") or [{}])[0])
@@ -314,9 +323,11 @@ class UpstreamEngine:
         return True
 
     # -- helpers -----------------------------------------------------------------------
-    def _body(self, upstream: Upstream, prompt_ids: list[int], options: SamplingOptions,
-              n: int) -> dict[str, Any]:
-        return completion_body(self.model_name, prompt_ids, options, n, upstream.vllm_extras,
+    def _body(self, upstream: Upstream, request: GenerationRequest, prompt_ids: list[int],
+              options: SamplingOptions, n: int) -> dict[str, Any]:
+        judge = request.adapter == JUDGE_ADAPTER and self.judge_model is not None
+        model = self.judge_model if judge else self.model_name
+        return completion_body(model, prompt_ids, options, n, upstream.vllm_extras,
                                self._choice_ids)
 
     def _completion(self, raw: RawChoice, options: SamplingOptions) -> Completion:

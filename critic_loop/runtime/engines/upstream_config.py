@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from critic_loop.config import JUDGE_SUFFIX, SELF_CRITIC_SUFFIX
 from critic_loop.engine import EngineError, SamplingOptions
 from critic_loop.judge_prompt import VERDICT_CHOICES
 from critic_loop.runtime.engines.upstream_pool import Upstream, display_url
@@ -81,8 +82,9 @@ def client_for(url: str, config: UpstreamConfig, index: int,
 
 async def discover_model(config: UpstreamConfig,
                           transport: Transport | None
-                          ) -> dict[str, Any]:
-    """The upstream model's `/v1/models` entry, from the first upstream that answers."""
+                          ) -> tuple[dict[str, Any], frozenset[str]]:
+    """The upstream model's `/v1/models` entry, from the first upstream that answers, and
+    every model id that upstream lists."""
     deadline = time.monotonic() + config.connect_wait_s
     # What each upstream did last, for the error: a status is named, so that a wrong URL
     # (a 404) is not mistaken for a server that is still starting
@@ -96,7 +98,9 @@ async def discover_model(config: UpstreamConfig,
                     last[url] = f"{display_url(url)} did not answer ({type(exc).__name__})"
                     continue
             if response.status_code == 200:
-                return choose_model(response.json().get("data") or [], config.model, url)
+                entries = response.json().get("data") or []
+                return (choose_model(entries, config.model, url),
+                        frozenset(str(e.get("id")) for e in entries))
             last[url] = (f"{display_url(url)}/v1/models answered HTTP {response.status_code}"
                          + (" (not found: give the server's root or its /v1 base URL)"
                             if response.status_code == 404 else ""))
@@ -118,16 +122,28 @@ async def load_tokenizer(source: str, model: str) -> Any:
 
 
 def choose_model(entries: list[dict[str, Any]], wanted: str | None, url: str) -> dict[str, Any]:
+    """The entry named `wanted`, or the one model listed; a model's aliases (`MODEL:judge`,
+    `MODEL:self-critic`, listed beside `MODEL`) are not models of their own.
+
+    >>> choose_model([{"id": "m"}, {"id": "m:judge"}], None, "http://u")["id"]
+    'm'
+    """
     ids = [e.get("id") for e in entries]
     if wanted is not None:
         for entry in entries:
             if entry.get("id") == wanted:
                 return entry
         raise EngineError(f"upstream {display_url(url)} does not serve {wanted!r}; it serves {ids}")
+    entries = [e for e in entries if not _is_alias(str(e.get("id")), ids)]
     if len(entries) != 1:
         raise EngineError(f"upstream {display_url(url)} serves {len(entries)} models {ids}; name one "
                           "with --served-model-name")
     return entries[0]
+
+
+def _is_alias(name: str, ids: list[Any]) -> bool:
+    return any(name == f"{base}{suffix}" for base in ids
+               for suffix in (JUDGE_SUFFIX, SELF_CRITIC_SUFFIX))
 
 
 async def takes_vllm_extras(upstream: Upstream, model: str, prompt_ids: list[int],

@@ -167,6 +167,7 @@ class VLLMEngine:
                 JUDGE_ADAPTER, 1, str(adapter.path))
             logger.info("Judgments run with the judge adapter %s (rank %d); answers with "
                         "the base weights", adapter.path, adapter.rank)
+        self.has_judge_adapter = adapter is not None
 
     @classmethod
     def from_model(cls, model: str | ResolvedModel, served_name: str | None = None,
