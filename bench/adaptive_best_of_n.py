@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +41,7 @@ from critic_loop.builtin_models import TEST_MODEL
 from critic_loop.config import SelfCriticConfig
 from critic_loop.engine import SamplingOptions
 from evaluation.dataset import Question, load_questions
+from evaluation.stats import paired_difference
 
 logger = logging.getLogger("bench.adaptive_best_of_n")
 
@@ -58,15 +58,6 @@ def parse_arm(text: str) -> dict[str, Any]:
         raise SystemExit("the full arm has no waves")
     return {"adaptive": "off" if mode == "full" else mode,
             "adaptive_wave": int(wave.removeprefix("wave")) if wave else 0}
-
-
-def paired_interval(diffs: Sequence[float]) -> tuple[float, float, float]:
-    """Mean of paired differences and its normal 95% interval."""
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return mean, mean, mean
-    half = 1.96 * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return mean, mean - half, mean + half
 
 
 async def run(args: argparse.Namespace, questions: list[Question],
@@ -118,7 +109,7 @@ def summarise(rows: dict[str, list[dict]], reference: str = "full") -> list[dict
         tokens = sum(r["candidate_tokens"] for r in arm_rows)
         per_q = [r["candidate_tokens"] / b["candidate_tokens"]
                  for r, b in zip(arm_rows, base, strict=True) if b["candidate_tokens"]]
-        diff, low, high = paired_interval([float(r["correct"]) - float(b["correct"])
+        diff, low, high = paired_difference([float(r["correct"]) - float(b["correct"])
                                            for r, b in zip(arm_rows, base, strict=True)])
         out.append({
             "arm": arm, "questions": len(arm_rows),

@@ -1,4 +1,4 @@
-"""`selfcritic eval`: the group, and its `policy`, `grade` and `make-tasks` commands.
+"""`selfcritic eval`: the group, and its `policy`, `compare`, `grade` and `make-tasks` commands.
 
 `add_parser` hangs the group on the `selfcritic` parser (selfcritic/cli.py) with every
 evaluation under it: `critic` and `curve` (evaluation/critic_cli.py), `policy`, `grade`
@@ -68,7 +68,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def add_eval_parsers(sub: Any) -> None:
-    """Add `policy`, `grade` and `make-tasks` to the `selfcritic eval` subparsers."""
+    """Add `policy`, `compare`, `grade` and `make-tasks` to the `selfcritic eval` subparsers."""
     from evaluation.strategies import DEFAULT_STRATEGIES
 
     policy = sub.add_parser(
@@ -155,6 +155,20 @@ def add_eval_parsers(sub: Any) -> None:
     _unsandboxed_flag(grade)
     grade.set_defaults(run=run_grade)
 
+    compare = sub.add_parser(
+        "compare", help="two eval policy outputs, question by question (paired 95% CI)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare two `eval policy` --output folders run on the same questions: "
+                    "per run, both accuracies,\nB − A with a paired 95% interval, the "
+                    "questions only one got right, and how many saw identical\ncandidates. "
+                    "Prints a Markdown table; --output also writes it with a JSON copy.",
+        epilog="example:\n  selfcritic eval compare runs/eval-base runs/eval-trained "
+               "--output runs/compare")
+    compare.add_argument("a", type=Path, help="the first output folder (A, the baseline)")
+    compare.add_argument("b", type=Path, help="the second output folder (B)")
+    compare.add_argument("--output", type=Path, help="write compare.md and compare.json here")
+    compare.set_defaults(run=run_compare)
+
     tasks = sub.add_parser(
         "make-tasks", help="write seeded verifiable question sets (train and held-out)",
         description="Write TRAIN and HELD-OUT JSONL question sets (arithmetic, unit "
@@ -197,6 +211,25 @@ def run_policy(args: argparse.Namespace) -> int:
     for kind, path in result.paths.items():
         logger.info("wrote %s: %s", kind, path)
     return 0 if result.any_scored else 1
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Run `eval compare`; print the table; 1 when the outputs cannot be compared."""
+    from evaluation.compare import CompareError, as_json, compare, load_outcomes, markdown
+
+    try:
+        comparisons = compare(load_outcomes(args.a), load_outcomes(args.b))
+    except CompareError as error:
+        logger.error("%s", error)
+        return 1
+    table = markdown(comparisons, args.a.name, args.b.name)
+    sys.stdout.write(table + "\n")
+    if args.output is not None:
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / "compare.md").write_text(table + "\n")
+        (args.output / "compare.json").write_text(as_json(comparisons, args.a, args.b))
+        logger.info("wrote %s", args.output / "compare.md")
+    return 0
 
 
 def run_grade(args: argparse.Namespace) -> int:

@@ -57,6 +57,21 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+def paired_difference(diffs: Sequence[float]) -> tuple[float, float, float]:
+    """The mean of paired differences (B − A per question, in [−1, 1]) and its normal 95%
+    interval, unclipped: what two strategies or models on the same questions differ by.
+
+    >>> paired_difference([1.0, 0.0, 0.0, 0.0])
+    (0.25, -0.239991, 0.739991)
+    """
+    n = len(diffs)
+    centre = sum(diffs) / n
+    if n < 2:
+        return centre, centre, centre
+    half = Z95 * math.sqrt(sum((d - centre) ** 2 for d in diffs) / (n - 1) / n)
+    return round(centre, 6), round(centre - half, 6), round(centre + half, 6)
+
+
 def mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
