@@ -156,7 +156,7 @@ def add_eval_parsers(sub: Any) -> None:
     grade.set_defaults(run=run_grade)
 
     compare = sub.add_parser(
-        "compare", help="two eval policy outputs, question by question (paired 95% CI)",
+        "compare", help="two eval policy outputs, question by question (paired 95%% CI)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Compare two `eval policy` --output folders run on the same questions: "
                     "per run, both accuracies,\nB − A with a paired 95% interval, the "

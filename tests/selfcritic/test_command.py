@@ -14,7 +14,7 @@ import pytest
 from selfcritic import bench, cli
 
 COMMANDS = ("serve", "prepare-model", "critique", "models", "train", "eval", "bench", "data")
-EVALS = ("critic", "curve", "policy", "grade", "make-tasks", "select", "calibrate")
+EVALS = ("critic", "curve", "policy", "grade", "compare", "make-tasks", "select", "calibrate")
 
 
 def _choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
