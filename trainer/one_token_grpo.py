@@ -27,7 +27,8 @@ class OneTokenGRPOTrainer(GRPOTrainer):
     """`GRPOTrainer` for text prompts and completions of exactly one token."""
 
     def __init__(self, *args: Any, verdict_token_ids: Mapping[str, Sequence[int]],
-                 pair_baseline: bool = False, **kwargs: Any) -> None:
+                 pair_baseline: bool = False, verdict_logps: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.max_completion_length != 1:
             raise ValueError("OneTokenGRPOTrainer needs max_completion_length 1, got "
@@ -35,6 +36,13 @@ class OneTokenGRPOTrainer(GRPOTrainer):
         self.verdict_token_ids = {str(c): frozenset(ids) for c, ids in verdict_token_ids.items()}
         self.allowed_token_ids = torch.tensor(sorted(set().union(*self.verdict_token_ids.values())))
         self.pair_baseline = pair_baseline
+        self.verdict_logps = verdict_logps
+        """Log-probabilities over the verdict tokens only (the restricted softmax the
+        rollouts sample from), for the policy, the old policy and the reference alike.
+        Over the whole vocabulary a negative advantage can push both verdicts down at
+        once, moving mass to tokens that are never sampled: the judge's choice barely
+        changes while the KL's k3 estimator, exp(ref - logp), grows without bound (on the
+        0.5B model it passed 10^5 within 35 steps; docs/training.md)."""
 
     # -- advantages: one group for both orders of a pair ---------------------------------
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -88,7 +96,14 @@ class OneTokenGRPOTrainer(GRPOTrainer):
         with self.accelerator.autocast():
             logits = model(input_ids=distinct[:, :width], attention_mask=mask,
                            position_ids=positions(mask), logits_to_keep=1).logits[:, -1]
-        logps = torch.log_softmax(logits.float() / self.temperature, dim=-1)[inverse]
+        scaled = logits.float() / self.temperature
+        if self.verdict_logps:
+            allowed = self.allowed_token_ids.to(scaled.device)
+            logps = torch.log_softmax(scaled[:, allowed], dim=-1)[inverse]
+            # each sampled token's place among the allowed ones (rollouts only draw those)
+            tokens = torch.searchsorted(allowed, tokens.contiguous())
+        else:
+            logps = torch.log_softmax(scaled, dim=-1)[inverse]
         token_logps = logps.gather(1, tokens[:, None])
         entropies = None
         if compute_entropy:

@@ -109,6 +109,10 @@ class Recipe:
     reward_weights: list[float] = _f([0.9, 0.1], "one weight per reward")
     pair_baseline: bool = _f(False, "fast mode: one GRPO group per pair in both orders (each "
                              "step holds both orders), so position cannot earn an advantage")
+    verdict_logps: bool = _f(False, "fast mode: score the verdict over the verdict tokens "
+                             "only (the distribution it is sampled from and served with), so "
+                             "the KL and the ratio see the judge's choice, not mass moved to "
+                             "other tokens")
     # -- budget and device -----------------------------------------------------------
     max_minutes: float | None = _f(None, "stop (and checkpoint) after this much wall time")
     cpu_threads: int | None = _f(None, "torch threads on the CPU (None: torch's default)")
@@ -155,6 +159,8 @@ class Recipe:
                               "and an even number of prompts per step (both orders of a pair)")
         if not 0 < grpo["top_p"] <= 1 or grpo["temperature"] <= 0 or grpo["learning_rate"] <= 0:
             raise RecipeError("need 0 < top_p <= 1, temperature > 0 and learning_rate > 0")
+        if self.verdict_logps and not self.one_token:
+            raise RecipeError("verdict_logps needs judge_mode fast and max_completion_length 1")
         if self.judge_adapter and not self.lora:
             raise RecipeError("judge_adapter exports the LoRA adapter apart: set lora: true")
 

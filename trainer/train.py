@@ -153,7 +153,8 @@ def train(recipe: Recipe, extra_callbacks: Sequence[Any] = ()) -> TrainResult:
 
             trainer_class = OneTokenGRPOTrainer
             extra = {"verdict_token_ids": fast_verdict_token_ids(base.path),
-                     "pair_baseline": recipe.pair_baseline}
+                     "pair_baseline": recipe.pair_baseline,
+                     "verdict_logps": recipe.verdict_logps}
         trainer = trainer_class(model=str(base.path), reward_funcs=get_rewards(recipe.rewards),
                               args=grpo_config(recipe), train_dataset=dataset, **extra,
                               peft_config=lora_config(recipe), callbacks=callbacks)

@@ -99,6 +99,30 @@ def test_rollouts_are_verdict_tokens_at_the_restricted_softmax_frequencies(train
     assert abs(share - expected) < 4 * (expected * (1 - expected) / len(completions)) ** 0.5 + 1e-3
 
 
+def test_verdict_logps_are_the_restricted_softmax_the_rollouts_sample(trainer) -> None:
+    torch.manual_seed(5)
+    prompt = torch.randint(100, 1000, (10,)).tolist()
+    allowed = trainer.allowed_token_ids.tolist()
+    ids, mask = batch(trainer, [prompt] * len(allowed), allowed)
+    whole, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 1)
+    trainer.verdict_logps = True
+    try:
+        verdicts, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 1)
+    finally:
+        trainer.verdict_logps = False
+    torch.testing.assert_close(verdicts.exp().sum(), torch.tensor(1.0))  # a distribution
+    # over the allowed tokens: the whole-vocabulary values renormalised
+    torch.testing.assert_close(verdicts, whole - torch.logsumexp(whole, dim=0))
+
+
+def test_verdict_logps_need_the_one_token_judge() -> None:
+    from trainer.recipe import RecipeError
+
+    with pytest.raises(RecipeError, match="verdict_logps"):
+        load_recipe(RECIPE, ["verdict_logps=true", "judge_mode=reason",
+                             "max_completion_length=64", "pair_baseline=false"])
+
+
 @pytest.mark.parametrize("pair_baseline", [False, True])
 def test_fast_recipe_trains_and_exports_with_the_one_token_trainer(tiny_model_dir: Path,
                                                                    tmp_path: Path,
