@@ -21,6 +21,9 @@ JUDGE_SUFFIX = ":judge"
 model's judge adapter (`critic_loop.runtime.judge_adapter`), where it has one: how an
 engine in front of other servers (`--upstream`, the calibration) reaches the trained judge.
 A vLLM server reaches it with `--lora-modules MODEL:judge=EXPORT/judge-adapter`."""
+ALIAS_SUFFIXES = (SELF_CRITIC_SUFFIX, JUDGE_SUFFIX)
+"""The suffixes of a model's aliases: names listed beside `MODEL` that are not models of
+their own (what a client looking for the model skips)."""
 MAX_CANDIDATES = 128
 """The paper's largest N (best-of-128)."""
 MAX_COMPARISONS = 64

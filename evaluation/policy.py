@@ -22,7 +22,7 @@ import httpx
 
 from critic_loop.code.grader import CodeGrader
 from critic_loop.code.sandbox import Limits, Sandbox
-from critic_loop.config import JUDGE_SUFFIX, SELF_CRITIC_SUFFIX
+from critic_loop.config import ALIAS_SUFFIXES
 from evaluation.candidate_recorder import CandidateRecorder
 from evaluation.client import ChatClient, EndpointError
 from evaluation.code_tasks import CODE_MAX_TOKENS
@@ -182,7 +182,7 @@ async def endpoint_model(client: ChatClient) -> str:
         names = await client.model_names()
     except (EndpointError, httpx.HTTPError) as exc:
         raise EndpointError(0, f"cannot list the endpoint's models ({exc}); pass --model") from exc
-    plain = [n for n in names if not n.endswith((SELF_CRITIC_SUFFIX, JUDGE_SUFFIX))] or names
+    plain = [n for n in names if not n.endswith(ALIAS_SUFFIXES)] or names
     if not plain:
         raise EndpointError(0, "the endpoint lists no models; pass --model")
     return plain[0]

@@ -38,7 +38,7 @@ def asks_self_critic(name: str | None, base: str, plain_only_at: str | None = No
         raise bad_request("Self-critic runs on /v1/chat/completions; "
                           f"{plain_only_at} serves {base!r} only.", param="model")
     raise model_not_found(name, *(served if plain_only_at is None
-                                  else [n for n in served if n != served[1]]))
+                                  else [n for n in served if n != base + SELF_CRITIC_SUFFIX]))
 
 
 def model_not_found(name: str, *served: str) -> APIError:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from critic_loop.config import JUDGE_SUFFIX, SELF_CRITIC_SUFFIX
+from critic_loop.config import ALIAS_SUFFIXES
 from critic_loop.engine import EngineError, SamplingOptions
 from critic_loop.judge_prompt import VERDICT_CHOICES
 from critic_loop.runtime.engines.upstream_pool import Upstream, display_url
@@ -142,8 +142,7 @@ def choose_model(entries: list[dict[str, Any]], wanted: str | None, url: str) ->
 
 
 def _is_alias(name: str, ids: list[Any]) -> bool:
-    return any(name == f"{base}{suffix}" for base in ids
-               for suffix in (JUDGE_SUFFIX, SELF_CRITIC_SUFFIX))
+    return any(name == f"{base}{suffix}" for base in ids for suffix in ALIAS_SUFFIXES)
 
 
 async def takes_vllm_extras(upstream: Upstream, model: str, prompt_ids: list[int],
